@@ -1,0 +1,57 @@
+/**
+ * This thread's view of the process: the one shared heap (created on first use in the main
+ * thread, handed over at spawn in threads threadkit starts) and this thread's ident.
+ */
+
+import { isMainThread } from 'node:worker_threads';
+import { Heap, S_MAIN_IDENT, S_NEXT_IDENT, type HeapOptions } from './heap.js';
+import { ThreadError } from '../errors.js';
+
+let theHeap: Heap | undefined;
+let pendingOptions: HeapOptions = {};
+let myIdent = 0;
+
+/** The process-wide shared heap, created on first use. */
+export function heap(): Heap {
+  return theHeap ?? createHeap();
+}
+
+function createHeap(): Heap {
+  theHeap = Heap.create(pendingOptions);
+  // The creating thread (normally the main thread) takes the first ident.
+  myIdent = Atomics.add(theHeap.i32, S_NEXT_IDENT, 1) + 1;
+  Atomics.store(theHeap.i32, S_MAIN_IDENT, myIdent);
+  return theHeap;
+}
+
+/**
+ * Sets the shared heap's size limits. Call it before any shared object is created.
+ * @throws ThreadError when the heap already exists.
+ */
+export function configureHeap(options: HeapOptions): void {
+  if (theHeap) throw new ThreadError('configureHeap() must be called before the first shared object is created');
+  pendingOptions = { ...options };
+}
+
+/** Called by the thread entry before user code runs: adopt the parent's heap and our ident. */
+export function attachThread(sab: SharedArrayBuffer, ident: number): Heap {
+  theHeap = new Heap(sab);
+  myIdent = ident;
+  return theHeap;
+}
+
+/** Hands out a fresh thread ident (non-zero, never reused in the process). */
+export function allocateIdent(): number {
+  return Atomics.add(heap().i32, S_NEXT_IDENT, 1) + 1;
+}
+
+/** This thread's ident (non-zero). */
+export function currentIdent(): number {
+  if (myIdent === 0) heap();
+  return myIdent;
+}
+
+/** True when this thread is the one that created the heap (Node's main thread in practice). */
+export function isHeapCreator(): boolean {
+  return isMainThread || (theHeap !== undefined && Atomics.load(theHeap.i32, S_MAIN_IDENT) === myIdent);
+}

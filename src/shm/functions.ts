@@ -1,0 +1,111 @@
+/**
+ * Functions that travel between threads: thread targets, task functions, initializers and
+ * barrier actions. Two forms (API.md, "What crosses between threads"):
+ *
+ * 1. a self-contained function, sent as its source text and compiled once per thread;
+ * 2. a module function `{ module, name }`, imported in the receiving thread.
+ *
+ * A self-contained function that uses an outer variable fails in the receiving thread with a
+ * ReferenceError; `explainMissingName` turns that into a message that names the variable and
+ * says how to pass it instead.
+ */
+
+import { pathToFileURL } from 'node:url';
+import { describe } from './futex.js';
+
+/** A function exported by a module: `{ module: import.meta.url, name: 'work' }`. */
+export interface ModuleFunction {
+  /** The module: `import.meta.url`, a URL, or a file path. */
+  module: string | URL;
+  /** The export's name. */
+  name: string;
+}
+
+/** A function whose body uses only its parameters, globals and `await import(...)`. */
+export type SelfContainedFunction = (...args: any[]) => unknown;
+
+/** A function in either form. */
+export type ThreadFunction = SelfContainedFunction | ModuleFunction;
+
+/** The form that crosses threads (a plain value the codec can carry). */
+export type FunctionDescriptor =
+  | { kind: 'source'; source: string; name: string; origin: string | undefined }
+  | { kind: 'module'; module: string; name: string };
+
+/**
+ * Turns a function or `{ module, name }` into a descriptor.
+ * @param what names the argument in errors ("Thread target", "Barrier action").
+ * @param origin the URL of the module that created the thread (relative imports resolve there).
+ * @throws TypeError for anything else, or for functions that cannot be sent as source.
+ */
+export function describeFunction(fn: unknown, what: string, origin?: string): FunctionDescriptor {
+  if (typeof fn === 'function') {
+    const source = Function.prototype.toString.call(fn);
+    if (/\{\s*\[native code\]\s*\}$/.test(source)) {
+      throw new TypeError(`${what}: ${describe(fn)} is a native or bound function and cannot be sent to a thread; wrap it in an arrow function or use a module function { module, name }`);
+    }
+    if (/^class\b/.test(source)) {
+      throw new TypeError(`${what}: ${describe(fn)} is a class; pass a function, or subclass Thread and override run()`);
+    }
+    return { kind: 'source', source, name: fn.name, origin };
+  }
+  if (typeof fn === 'object' && fn !== null && 'module' in fn && 'name' in fn) {
+    const { module, name } = fn as ModuleFunction;
+    if (typeof name !== 'string' || name === '') throw new TypeError(`${what}: the name of a module function must be a non-empty string, got ${describe(name)}`);
+    return { kind: 'module', module: moduleUrl(module, what), name };
+  }
+  throw new TypeError(`${what} must be a function or { module, name }, got ${describe(fn)}`);
+}
+
+function moduleUrl(module: unknown, what: string): string {
+  if (module instanceof URL) return module.href;
+  if (typeof module !== 'string' || module === '') throw new TypeError(`${what}: module must be import.meta.url, a URL or a file path, got ${describe(module)}`);
+  if (/^[a-z][a-z0-9+.-]*:/i.test(module) && !/^[a-z]:[\\/]/i.test(module)) return module;
+  return pathToFileURL(module).href;
+}
+
+/**
+ * Turns function source into an expression: method shorthand (`run() {…}`, `async *gen() {…}`)
+ * becomes a function expression; arrows and `function` stay as they are.
+ */
+function asExpression(source: string): string {
+  if (/^(async\s+)?function\b/.test(source) || /^(async\s*)?(\([^)]*\)|[\w$]+)\s*=>/.test(source)) return source;
+  const method = /^(async\s+)?(\*\s*)?[\w$]+\s*\(/.exec(source);
+  if (!method) return source;
+  const rest = source.slice((method[1]?.length ?? 0) + (method[2]?.length ?? 0));
+  return `${method[1] ?? ''}function${method[2] ? '*' : ''} ${rest}`;
+}
+
+const compiled = new Map<string, (...args: unknown[]) => unknown>();
+
+/**
+ * Compiles a self-contained function's source, once per thread. `__name` is defined as a
+ * harmless parameter because tsx/esbuild (keepNames) inserts `__name(fn, "fn")` calls into the
+ * source text of functions with inner named functions.
+ */
+export function compileSource(source: string): (...args: unknown[]) => unknown {
+  let fn = compiled.get(source);
+  if (fn === undefined) {
+    const body = `"use strict"; return (${asExpression(source)});`;
+    fn = new Function('__name', body)((f: unknown) => f) as (...args: unknown[]) => unknown;
+    compiled.set(source, fn);
+  }
+  return fn;
+}
+
+/**
+ * Rewrites the ReferenceError a self-contained function throws when it uses an outer variable.
+ */
+export function explainMissingName(error: unknown, what: string): unknown {
+  if (!(error instanceof ReferenceError)) return error;
+  const match = /^([\w$]+) is not defined$/.exec(error.message);
+  if (!match) return error;
+  const name = match[1];
+  const explained = new ReferenceError(
+    `${what} uses "${name}", which is not defined in the thread: a self-contained function is sent as source text, ` +
+      `so it cannot capture outer variables. Pass ${name} in args, import it inside with await import(...), ` +
+      `or use a module function { module: import.meta.url, name: '<exported function>' }`,
+  );
+  explained.stack = `${explained.name}: ${explained.message}\n${(error.stack ?? '').split('\n').slice(1).join('\n')}`;
+  return explained;
+}

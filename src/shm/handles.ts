@@ -1,0 +1,167 @@
+/**
+ * Handles: how a shared object (a block in the heap) is owned, sent and received by threads.
+ *
+ * Ownership rule: every wrapper object a thread holds owns one reference on its block; every
+ * encoded handle in flight (inside thread args, a queue item, a result) owns one more. A wrapper's
+ * reference is dropped when the wrapper is garbage-collected (FinalizationRegistry) or when its
+ * thread ends; an in-flight reference is adopted by the wrapper its receiver builds, or dropped
+ * if the receiver already holds a wrapper for that block. When the count reaches zero the kind's
+ * destructor runs (dropping references the block holds on others) and the block is freed.
+ *
+ * Within one thread a block has at most one wrapper once it has travelled: receiving the same
+ * Lock twice gives the same object (`===`).
+ */
+
+import { heap } from './current.js';
+import type { Heap } from './heap.js';
+
+/** Block kinds. The number is stored in the block header, so it must be the same in every thread. */
+export enum Kind {
+  Raw = 0,
+  Lock = 1,
+  RLock = 2,
+  Condition = 3,
+  Semaphore = 4,
+  Event = 5,
+  Barrier = 6,
+  CondWaiter = 7,
+  Bytes = 8,
+  Thread = 9,
+  Queue = 10,
+  Future = 11,
+  SharedValue = 12,
+  SharedArray = 13,
+  Local = 14,
+  FunctionRef = 15,
+}
+
+export interface KindInfo {
+  /** Class name, for messages. */
+  name: string;
+  /** Builds a wrapper around an existing block (with `reviveAs`); the wrapper adopts one reference. */
+  revive?: (offset: number) => SharedObject;
+  /** Runs once when the count reaches zero, before the block is freed: drop what the block holds. */
+  destroy?: (heap: Heap, offset: number) => void;
+}
+
+const kinds: (KindInfo | undefined)[] = [];
+
+export function registerKind(kind: Kind, info: KindInfo): void {
+  kinds[kind] = info;
+}
+
+export function kindInfo(kind: number): KindInfo | undefined {
+  return kinds[kind];
+}
+
+/** Offsets whose wrapper this thread holds (one reference each), for release at thread end. */
+const held = new Set<number>();
+/** Wrappers of blocks that travelled, so that receiving one twice gives the same object. */
+const identity = new Map<number, WeakRef<SharedObject>>();
+let finalizer: FinalizationRegistry<number> | undefined;
+
+function onCollected(offset: number): void {
+  const ref = identity.get(offset);
+  if (ref !== undefined && ref.deref() === undefined) identity.delete(offset);
+  if (held.delete(offset)) dropReference(offset);
+}
+
+let revivingOffset = 0;
+
+/** Runs `make` (a `new X()` of a SharedObject subclass) so that it wraps `offset` instead of allocating. */
+export function reviveAs<T extends SharedObject>(offset: number, make: () => T): T {
+  revivingOffset = offset;
+  try {
+    return make();
+  } finally {
+    revivingOffset = 0;
+  }
+}
+
+/** True inside a `reviveAs`: constructor arguments are absent and must not be checked. */
+export function isReviving(): boolean {
+  return revivingOffset !== 0;
+}
+
+/**
+ * Base class of every object that lives in the shared heap. A new object allocates its block
+ * (`_fresh` is true: the subclass initializes the fields); a revived one wraps a received block
+ * and adopts its in-flight reference.
+ */
+export abstract class SharedObject {
+  /** @internal the heap the block lives in */
+  readonly _heap: Heap;
+  /** @internal the block's payload offset: the handle */
+  readonly _offset: number;
+  /** @internal true when this wrapper allocated the block (fields need initializing) */
+  readonly _fresh: boolean;
+
+  protected constructor(kind: Kind, payloadBytes: number) {
+    const revived = revivingOffset;
+    revivingOffset = 0;
+    this._heap = heap();
+    this._fresh = revived === 0;
+    this._offset = revived === 0 ? this._heap.alloc(payloadBytes, kind) : revived;
+    if (!this._fresh) this._heap.ensureMapped(this._offset + payloadBytes);
+    held.add(this._offset);
+    (finalizer ??= new FinalizationRegistry(onCollected)).register(this, this._offset);
+  }
+}
+
+/** Adds the in-flight reference for an encoded handle and remembers the wrapper's identity. */
+export function retainForTransfer(obj: SharedObject): number {
+  const offset = obj._offset;
+  obj._heap.retain(offset);
+  if (!identity.has(offset)) identity.set(offset, new WeakRef(obj));
+  return offset;
+}
+
+/** Turns a received handle (owning one in-flight reference) into this thread's wrapper. */
+export function reviveHandle(offset: number): SharedObject {
+  const existing = identity.get(offset)?.deref();
+  if (existing !== undefined) {
+    // We already own a reference through `existing`; the in-flight one is not needed.
+    dropReference(offset);
+    return existing;
+  }
+  const h = heap();
+  const kind = h.kindOf(offset);
+  const info = kinds[kind];
+  if (info?.revive === undefined) throw new TypeError(`threadkit: received a handle to a block of unknown kind ${kind}`);
+  const obj = info.revive(offset);
+  identity.set(offset, new WeakRef(obj));
+  return obj;
+}
+
+/** Gets or builds this thread's wrapper for a block it reaches through another block, adding a reference. */
+export function wrapperFor(offset: number): SharedObject {
+  heap().retain(offset);
+  return reviveHandle(offset);
+}
+
+/** Drops one reference; frees the block (after its destructor) when it was the last. */
+export function dropReference(offset: number): void {
+  const h = heap();
+  if (!h.releaseRef(offset)) return;
+  const info = kinds[h.kindOf(offset)];
+  try {
+    info?.destroy?.(h, offset);
+  } finally {
+    h.free(offset);
+  }
+}
+
+/**
+ * At thread end: drop the reference of every wrapper this thread still holds. After this the
+ * thread must not touch shared objects again.
+ */
+export function releaseAllHeld(): void {
+  for (const offset of held) dropReference(offset);
+  held.clear();
+  identity.clear();
+}
+
+/** Number of wrappers this thread holds (for tests of the reference counting). */
+export function heldCount(): number {
+  return held.size;
+}

@@ -1,0 +1,271 @@
+/**
+ * Barrier: CPython's `threading.Barrier` in shared memory, with CPython's algorithm: a
+ * Condition over a Lock, a count of threads inside, and a state machine.
+ *
+ * | slot | field     | meaning                                                            |
+ * |------|-----------|--------------------------------------------------------------------|
+ * | 0    | state     | FILLING 0, DRAINING 1, RESETTING -1, BROKEN -2                     |
+ * | 1    | count     | threads inside wait()                                              |
+ * | 2    | parties   | threads needed to trip the barrier                                 |
+ * | 3    | cond      | offset of the Condition (one reference)                            |
+ * | 4    | action    | offset of the encoded action descriptor, 0 for none (one reference)|
+ * | 6-7  | timeout   | default timeout in ms (Float64; Infinity for none)                 |
+ *
+ * Every field is read and written with the condition's lock held, so the lock orders them;
+ * waking is the condition's job. The action runs once per generation, in the last thread to
+ * arrive, with the lock held (as in CPython). It travels as a self-contained function.
+ */
+
+import { inspect } from 'node:util';
+import { BrokenBarrierError } from '../errors.js';
+import { decodeValue, encodeValue } from '../shm/codec.js';
+import { describe, timeoutOrZero } from '../shm/futex.js';
+import { type FunctionDescriptor, type SelfContainedFunction, compileSource, describeFunction, explainMissingName } from '../shm/functions.js';
+import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs, wrapperFor } from '../shm/handles.js';
+import { Condition } from './condition.js';
+import { Lock } from './lock.js';
+import { address } from './options.js';
+
+const STATE = 0;
+const COUNT = 1;
+const PARTIES = 2;
+const COND = 3;
+const ACTION = 4;
+const TIMEOUT_F64 = 3; // Float64 slot 3 of the block = bytes 24..31
+
+const FILLING = 0;
+const DRAINING = 1;
+const RESETTING = -1;
+const BROKEN = -2;
+
+export interface BarrierOptions {
+  /** Called by the last thread to arrive, once per generation, before the others are released. */
+  action?: SelfContainedFunction;
+  /** Default timeout (ms) of `wait()`; a wait that runs out breaks the barrier. */
+  timeout?: number;
+}
+
+export interface BarrierWaitOptions {
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+export class Barrier extends SharedObject {
+  private readonly cond: Condition;
+  /** The action, compiled in this thread on first use (compileSource caches by source text). */
+  private action: (() => unknown) | undefined;
+  private readonly i32: Int32Array;
+  private readonly base: number;
+
+  /**
+   * @param parties how many threads must call `wait()` to trip the barrier (>= 1).
+   * @throws RangeError "parties must be >= 1".
+   */
+  constructor(parties: number, options: BarrierOptions = {}) {
+    let actionBytes: Uint8Array | undefined;
+    if (!isReviving()) {
+      if (typeof parties !== 'number' || !Number.isInteger(parties)) throw new TypeError(`Barrier(parties): expected an integer, got ${describe(parties)}`);
+      if (parties < 1 || parties > 0x7fffffff) throw new RangeError(`Barrier(parties): parties must be >= 1, got ${parties}`);
+      if (typeof options !== 'object' || options === null) throw new TypeError(`Barrier(parties, options): options must be an object, got ${describe(options)}`);
+      timeoutOrZero(options.timeout, 'Barrier(timeout)');
+      if (options.action !== undefined) {
+        const descriptor = describeFunction(options.action, 'Barrier action');
+        if (descriptor.kind !== 'source') throw new TypeError('Barrier action: pass a self-contained function (module functions are not supported for barrier actions yet)');
+        actionBytes = encodeValue(descriptor, 'Barrier action');
+      }
+    }
+    super(Kind.Barrier, 32);
+    this.base = this._offset >> 2;
+    if (this._fresh) {
+      this.cond = new Condition(new Lock());
+      const i32 = this._heap.i32;
+      i32[this.base + PARTIES] = parties;
+      i32[this.base + COND] = this.cond._offset;
+      this._heap.retain(this.cond._offset);
+      this._heap.f64[(this._offset >> 3) + TIMEOUT_F64] = timeoutOrZero(options.timeout, 'Barrier(timeout)');
+      if (actionBytes !== undefined) {
+        const block = this._heap.alloc(actionBytes.length, Kind.Bytes);
+        this._heap.u8.set(actionBytes, block);
+        this._heap.i32[this.base + ACTION] = block;
+      }
+    } else {
+      this.cond = wrapperFor(this._heap.i32[this.base + COND]!) as Condition;
+    }
+    this.i32 = this._heap.i32;
+  }
+
+  /** The number of threads needed to trip the barrier. */
+  get parties(): number {
+    return this.i32[this.base + PARTIES]!;
+  }
+
+  /** Threads waiting now (0 while the barrier drains or is broken). */
+  get nWaiting(): number {
+    return Atomics.load(this.i32, this.base + STATE) === FILLING ? Atomics.load(this.i32, this.base + COUNT) : 0;
+  }
+
+  /** True when the barrier is broken. */
+  get broken(): boolean {
+    return Atomics.load(this.i32, this.base + STATE) === BROKEN;
+  }
+
+  /**
+   * Waits until `parties` threads have called `wait()`, at most `timeout` ms (default: the
+   * barrier's timeout); running out breaks the barrier. Returns this thread's arrival index,
+   * 0 … parties-1, different for each thread of a generation.
+   * @throws BrokenBarrierError when the barrier is or becomes broken (abort, reset, timeout, a failing action).
+   */
+  wait(timeout?: number): number {
+    const limit = timeout === undefined ? this.defaultTimeout : timeoutOrZero(timeout, 'Barrier.wait');
+    using _held = this.cond.hold();
+    this.enter();
+    const index = this.get(COUNT);
+    this.set(COUNT, index + 1);
+    try {
+      if (index + 1 === this.parties) this.trip();
+      else this.awaitTrip(limit);
+      return index;
+    } finally {
+      this.set(COUNT, this.get(COUNT) - 1);
+      this.exit();
+    }
+  }
+
+  /** The Promise twin of `wait`. An abort breaks the barrier, as a timeout does. */
+  async waitAsync(options: BarrierWaitOptions = {}): Promise<number> {
+    const limit = options.timeout === undefined ? this.defaultTimeout : timeoutOrZero(options.timeout, 'Barrier.waitAsync');
+    options.signal?.throwIfAborted();
+    await using _held = await this.cond.holdAsync();
+    while (this.get(STATE) === DRAINING || this.get(STATE) === RESETTING) await this.cond.waitAsync();
+    if (this.get(STATE) < 0) throw new BrokenBarrierError();
+    const index = this.get(COUNT);
+    this.set(COUNT, index + 1);
+    try {
+      if (index + 1 === this.parties) {
+        this.trip();
+      } else {
+        let tripped: boolean;
+        try {
+          tripped = await this.cond.waitForAsync(() => this.get(STATE) !== FILLING, { timeout: limit, signal: options.signal });
+        } catch (error) {
+          this.breakBarrier();
+          throw error;
+        }
+        this.checkTripped(tripped);
+      }
+      return index;
+    } finally {
+      this.set(COUNT, this.get(COUNT) - 1);
+      this.exit();
+    }
+  }
+
+  /**
+   * Returns the barrier to its empty state; threads waiting in it get BrokenBarrierError.
+   */
+  reset(): void {
+    using _held = this.cond.hold();
+    if (this.get(COUNT) > 0) {
+      if (this.get(STATE) === FILLING || this.get(STATE) === BROKEN) this.set(STATE, RESETTING);
+    } else {
+      this.set(STATE, FILLING);
+    }
+    this.cond.notifyAll();
+  }
+
+  /** Breaks the barrier: current and future `wait()` calls fail until `reset()`. */
+  abort(): void {
+    using _held = this.cond.hold();
+    this.breakBarrier();
+  }
+
+  private get defaultTimeout(): number {
+    return this._heap.f64[(this._offset >> 3) + TIMEOUT_F64]!;
+  }
+
+  private get(slot: number): number {
+    return this.i32[this.base + slot]!;
+  }
+
+  private set(slot: number, value: number): void {
+    Atomics.store(this.i32, this.base + slot, value);
+  }
+
+  /** Blocks while the previous generation drains or a reset completes. */
+  private enter(): void {
+    while (this.get(STATE) === DRAINING || this.get(STATE) === RESETTING) this.cond.wait();
+    if (this.get(STATE) < 0) throw new BrokenBarrierError();
+  }
+
+  /** The last arrival: run the action, then release everyone (or break on failure). */
+  private trip(): void {
+    try {
+      this.runAction();
+      this.set(STATE, DRAINING);
+      this.cond.notifyAll();
+    } catch (error) {
+      this.breakBarrier();
+      throw error;
+    }
+  }
+
+  private awaitTrip(limit: number): void {
+    this.checkTripped(this.cond.waitFor(() => this.get(STATE) !== FILLING, limit));
+  }
+
+  private checkTripped(tripped: boolean): void {
+    if (!tripped) {
+      this.breakBarrier();
+      throw new BrokenBarrierError('the barrier timed out and is now broken');
+    }
+    if (this.get(STATE) < 0) throw new BrokenBarrierError();
+  }
+
+  /** The last thread out of a draining or resetting barrier opens it for the next generation. */
+  private exit(): void {
+    if (this.get(COUNT) === 0 && (this.get(STATE) === DRAINING || this.get(STATE) === RESETTING)) {
+      this.set(STATE, FILLING);
+      this.cond.notifyAll();
+    }
+  }
+
+  private breakBarrier(): void {
+    this.set(STATE, BROKEN);
+    this.cond.notifyAll();
+  }
+
+  private runAction(): void {
+    const block = this.get(ACTION);
+    if (block === 0) return;
+    if (this.action === undefined) {
+      this._heap.ensureMapped(block + this._heap.capacity(block));
+      const descriptor = decodeValue(this._heap.buf, block) as FunctionDescriptor & { kind: 'source' };
+      this.action = compileSource(descriptor.source) as () => unknown;
+    }
+    try {
+      this.action();
+    } catch (error) {
+      throw explainMissingName(error, 'Barrier action');
+    }
+  }
+
+  override toString(): string {
+    if (this.broken) return `<threadkit.Barrier at ${address(this._offset)}: broken>`;
+    return `<threadkit.Barrier at ${address(this._offset)}: waiters=${this.nWaiting}/${this.parties}>`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+registerKind(Kind.Barrier, {
+  name: 'Barrier',
+  revive: (offset) => reviveAs(offset, () => new Barrier(1)),
+  destroy: (heap, offset) => {
+    const action = heap.i32[(offset >> 2) + ACTION]!;
+    if (action !== 0) dropReference(action);
+    dropReference(heap.i32[(offset >> 2) + COND]!);
+  },
+});
+registerKind(Kind.Bytes, { name: 'Bytes' });

@@ -1,0 +1,271 @@
+/**
+ * Condition: CPython's `threading.Condition` in shared memory: a lock (an RLock by default)
+ * plus a FIFO list of waiters. `notify(n)` wakes exactly the n longest waiters; there are no
+ * spurious wake-ups; `wait` releases a recursively held RLock completely and restores it.
+ *
+ * Block layout (Int32 slots):
+ *
+ * | slot | field  | meaning                                            |
+ * |------|--------|----------------------------------------------------|
+ * | 0    | lock   | offset of the Lock / RLock block (one reference)   |
+ * | 1    | head   | first waiter node, 0 when none                     |
+ * | 2    | tail   | last waiter node                                   |
+ * | 3    | count  | number of nodes in the list                        |
+ *
+ * A waiter node is a small block of its own: [state (0 waiting, 1 notified), next]. The list is
+ * only read or changed by a thread that holds the condition's lock (wait appends before it
+ * releases the lock and unlinks after it re-acquires it; notify requires the lock), so the lock
+ * orders every list access. A waiter sleeps on its own node's state and only while it is 0;
+ * notify sets it to 1 before waking it, so a notify that comes between the unlock and the
+ * sleep is never lost. The waiter frees its node after re-acquiring the lock, so notify never
+ * touches a freed node.
+ */
+
+import { inspect } from 'node:util';
+import { ThreadError } from '../errors.js';
+import { deadlineAfter, describe, futexWait, futexWaitAsync, timeoutOrZero } from '../shm/futex.js';
+import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs, wrapperFor } from '../shm/handles.js';
+import { Lock } from './lock.js';
+import { type AcquireOptions, type AsyncAcquireOptions, type Held, heldBy, holdTimeout, lockAcquireOptions } from './options.js';
+import { RLock } from './rlock.js';
+
+const LOCK = 0;
+const HEAD = 1;
+const TAIL = 2;
+const COUNT = 3;
+const NODE_STATE = 0;
+const NODE_NEXT = 1;
+
+export interface WaitOptions {
+  /** Wait at most this many milliseconds (negative counts as 0). `undefined` waits forever. */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+export class Condition extends SharedObject {
+  /** The lock this condition uses (an RLock unless one was given). */
+  readonly lock: Lock | RLock;
+  private readonly base: number;
+
+  /**
+   * @param lock the Lock or RLock to use; a new RLock by default.
+   * @throws TypeError when `lock` is not a Lock or RLock.
+   */
+  constructor(lock?: Lock | RLock) {
+    if (!isReviving() && lock !== undefined && !(lock instanceof Lock) && !(lock instanceof RLock)) {
+      throw new TypeError(`Condition(lock): expected a Lock or an RLock, got ${describe(lock)}`);
+    }
+    super(Kind.Condition, 16);
+    this.base = this._offset >> 2;
+    if (this._fresh) {
+      this.lock = lock ?? new RLock();
+      this._heap.retain(this.lock._offset);
+      this.i32[this.base + LOCK] = this.lock._offset;
+    } else {
+      this.lock = wrapperFor(this.i32[this.base + LOCK]!) as Lock | RLock;
+    }
+  }
+
+  /**
+   * The heap's current view. Waiter nodes are allocated after this condition, possibly by
+   * another thread after the heap grew, so list walkers map the whole heap first.
+   */
+  private get i32(): Int32Array {
+    return this._heap.i32;
+  }
+
+  private mapAllNodes(): void {
+    this._heap.ensureMapped(this._heap.topBytes());
+  }
+
+  /** Acquires the underlying lock (same options and result as its `acquire`). */
+  acquire(options?: AcquireOptions): boolean {
+    return this.lock.acquire(options);
+  }
+
+  acquireAsync(options?: AsyncAcquireOptions): Promise<boolean> {
+    return this.lock.acquireAsync(options);
+  }
+
+  /** Releases the underlying lock. */
+  release(): void {
+    this.lock.release();
+  }
+
+  /** `using _ = cond.hold();` — holds the underlying lock for the block. */
+  hold(options?: AcquireOptions): Held {
+    if (!this.lock.acquire(options)) throw holdTimeout('Condition', lockAcquireOptions(options, 'Condition.hold'));
+    return heldBy(() => this.lock.release());
+  }
+
+  async holdAsync(options?: AsyncAcquireOptions): Promise<Held & AsyncDisposable> {
+    if (!(await this.lock.acquireAsync(options))) throw holdTimeout('Condition', lockAcquireOptions(options, 'Condition.holdAsync'));
+    return heldBy(() => this.lock.release());
+  }
+
+  /**
+   * Releases the lock, sleeps until notified or `timeout` ms pass, then re-acquires the lock
+   * (fully restoring a recursively held RLock). Returns false only on timeout.
+   * @throws ThreadError "cannot wait on un-acquired lock" when the caller does not hold the lock.
+   */
+  wait(timeout?: number): boolean {
+    const deadline = deadlineAfter(timeoutOrZero(timeout, 'Condition.wait'));
+    const node = this.enqueueWaiter('wait');
+    const saved = this.lock._releaseSave();
+    const state = node >> 2;
+    try {
+      while (Atomics.load(this.i32, state + NODE_STATE) === 0) {
+        if (futexWait(this.i32, state + NODE_STATE, 0, deadline) === 'timed-out') break;
+      }
+    } finally {
+      this.lock._acquireRestore(saved);
+    }
+    return this.leaveWaiters(node);
+  }
+
+  /**
+   * The Promise twin of `wait`. On abort the lock is re-acquired before the Promise rejects,
+   * so the caller's `finally { release() }` stays correct.
+   */
+  async waitAsync(options: WaitOptions = {}): Promise<boolean> {
+    const deadline = deadlineAfter(timeoutOrZero(options.timeout, 'Condition.waitAsync'));
+    options.signal?.throwIfAborted();
+    const node = this.enqueueWaiter('wait');
+    const saved = this.lock._releaseSave();
+    const state = node >> 2;
+    let abort: { reason: unknown } | undefined;
+    try {
+      while (Atomics.load(this.i32, state + NODE_STATE) === 0) {
+        if ((await futexWaitAsync(this.i32, state + NODE_STATE, 0, deadline, options.signal)) === 'timed-out') break;
+      }
+    } catch (reason) {
+      abort = { reason };
+    }
+    await this.lock._acquireRestoreAsync(saved);
+    const notified = this.leaveWaiters(node);
+    if (abort === undefined) return notified;
+    // We are leaving without consuming a notify that reached us: hand it to the next waiter.
+    if (notified) this.notify(1);
+    throw abort.reason;
+  }
+
+  /**
+   * Waits until `predicate()` is truthy (checked first, then after every wake-up), at most
+   * `timeout` ms in all. Returns the predicate's last value.
+   */
+  waitFor<T>(predicate: () => T, timeout?: number): T {
+    let result = predicate();
+    if (result) return result;
+    const deadline = deadlineAfter(timeoutOrZero(timeout, 'Condition.waitFor'));
+    while (!result) {
+      const left = deadline - performance.now();
+      if (deadline !== Infinity && left <= 0) break;
+      this.wait(deadline === Infinity ? undefined : left);
+      result = predicate();
+    }
+    return result;
+  }
+
+  /** The Promise twin of `waitFor`. */
+  async waitForAsync<T>(predicate: () => T, options: WaitOptions = {}): Promise<T> {
+    let result = predicate();
+    if (result) return result;
+    const deadline = deadlineAfter(timeoutOrZero(options.timeout, 'Condition.waitForAsync'));
+    while (!result) {
+      const left = deadline - performance.now();
+      if (deadline !== Infinity && left <= 0) break;
+      await this.waitAsync({ timeout: deadline === Infinity ? undefined : left, signal: options.signal });
+      result = predicate();
+    }
+    return result;
+  }
+
+  /**
+   * Wakes the `n` longest-waiting threads (fewer if fewer wait).
+   * @throws ThreadError "cannot notify on un-acquired lock" when the caller does not hold the lock.
+   */
+  notify(n = 1): void {
+    if (!this.lock._isOwned()) throw new ThreadError('cannot notify on un-acquired lock');
+    this.mapAllNodes();
+    const i32 = this.i32;
+    while (n > 0) {
+      const node = i32[this.base + HEAD]!;
+      if (node === 0) return;
+      i32[this.base + HEAD] = i32[(node >> 2) + NODE_NEXT]!;
+      if (i32[this.base + HEAD] === 0) i32[this.base + TAIL] = 0;
+      i32[(node >> 2) + NODE_NEXT] = -1; // unlinked
+      i32[this.base + COUNT] = i32[this.base + COUNT]! - 1;
+      // State first, then wake: the waiter sleeps only while the state is 0.
+      Atomics.store(i32, (node >> 2) + NODE_STATE, 1);
+      Atomics.notify(i32, (node >> 2) + NODE_STATE, 1);
+      n--;
+    }
+  }
+
+  /** Wakes every waiting thread. */
+  notifyAll(): void {
+    this.notify(Infinity);
+  }
+
+  /** Number of threads waiting (an instant's answer). */
+  get nWaiting(): number {
+    return Atomics.load(this.i32, this.base + COUNT);
+  }
+
+  /** Appends a new waiter node; the caller must hold the lock. */
+  private enqueueWaiter(what: string): number {
+    if (!this.lock._isOwned()) throw new ThreadError(`cannot ${what} on un-acquired lock`);
+    const node = this._heap.alloc(8, Kind.CondWaiter);
+    this.mapAllNodes();
+    const i32 = this.i32;
+    const tail = i32[this.base + TAIL]!;
+    if (tail === 0) i32[this.base + HEAD] = node;
+    else i32[(tail >> 2) + NODE_NEXT] = node;
+    i32[this.base + TAIL] = node;
+    i32[this.base + COUNT] = i32[this.base + COUNT]! + 1;
+    return node;
+  }
+
+  /**
+   * With the lock held again: unlink the node if notify did not, free it, and report whether
+   * it was notified. A notify that arrived after the timeout but before we got the lock back
+   * still counts (returns true), so no notify is ever lost.
+   */
+  private leaveWaiters(node: number): boolean {
+    const i32 = this.i32;
+    const notified = Atomics.load(i32, (node >> 2) + NODE_STATE) === 1;
+    if (!notified && i32[(node >> 2) + NODE_NEXT] !== -1) this.unlink(node);
+    dropReference(node);
+    return notified;
+  }
+
+  private unlink(node: number): void {
+    this.mapAllNodes();
+    const i32 = this.i32;
+    let previous = 0;
+    for (let at = i32[this.base + HEAD]!; at !== 0; previous = at, at = i32[(at >> 2) + NODE_NEXT]!) {
+      if (at !== node) continue;
+      const next = i32[(node >> 2) + NODE_NEXT]!;
+      if (previous === 0) i32[this.base + HEAD] = next;
+      else i32[(previous >> 2) + NODE_NEXT] = next;
+      if (i32[this.base + TAIL] === node) i32[this.base + TAIL] = previous;
+      i32[(node >> 2) + NODE_NEXT] = -1;
+      i32[this.base + COUNT] = i32[this.base + COUNT]! - 1;
+      return;
+    }
+  }
+
+  override toString(): string {
+    return `<threadkit.Condition(${this.lock.toString()}, ${this.nWaiting})>`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+registerKind(Kind.Condition, {
+  name: 'Condition',
+  revive: (offset) => reviveAs(offset, () => new Condition()),
+  destroy: (heap, offset) => dropReference(heap.i32[(offset >> 2) + LOCK]!),
+});
