@@ -17,3 +17,4 @@ export { Barrier, type BarrierOptions, type BarrierWaitOptions } from './sync/ba
 export type { AcquireOptions, AsyncAcquireOptions, Held } from './sync/options.js';
 export { Thread, type ThreadOptions } from './thread/thread.js';
 export { heapStats } from './thread/stats.js';
+export { SharedValue, sharedArray, type SharedValueKind } from './thread/shared-value.js';

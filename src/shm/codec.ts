@@ -13,7 +13,8 @@
 
 import { errorClasses } from '../errors.js';
 import { describe } from './futex.js';
-import { SharedObject, dropReference, retainForTransfer, reviveHandle } from './handles.js';
+import { heap } from './current.js';
+import { SharedObject, dropReference, registerSharedView, retainForTransfer, reviveHandle, sharedViewBlock } from './handles.js';
 
 const enum Tag {
   Undefined = 0,
@@ -37,6 +38,7 @@ const enum Tag {
   Error = 18,
   Handle = 19, // u32 offset
   BackRef = 20, // u32 index
+  SharedView = 21, // u8 kind, u32 block, u32 byte offset, u32 length: a sharedArray by reference
 }
 
 const typedArrayKinds = [
@@ -290,6 +292,7 @@ class Encoder {
   }
 
   private view(v: ArrayBufferView): void {
+    if (v.buffer === heap().sab) return this.sharedView(v);
     if (v.buffer instanceof SharedArrayBuffer) {
       throw new NotCloneable('a view of a SharedArrayBuffer (use sharedArray() for shared memory that travels)');
     }
@@ -304,6 +307,21 @@ class Encoder {
     this.u8(Tag.TypedArray);
     this.u8(kind);
     this.bytes(bytes);
+  }
+
+  /** A sharedArray travels by reference: block, position and length, never its contents. */
+  private sharedView(v: ArrayBufferView): void {
+    const block = sharedViewBlock(v);
+    if (block === undefined) throw new NotCloneable('a view of threadkit shared memory that sharedArray() did not return (send the array itself, not a subarray)');
+    const kind = typedArrayKinds.findIndex((T) => v instanceof T);
+    this.ensure(14);
+    this.u8(Tag.SharedView);
+    this.u8(kind);
+    heap().retain(block);
+    this.handles.push(block);
+    this.u32(block);
+    this.u32(v.byteOffset);
+    this.u32(v.byteLength / (kind < 0 ? 1 : typedArrayKinds[kind]!.BYTES_PER_ELEMENT));
   }
 
   private bytes(bytes: Uint8Array): void {
@@ -436,6 +454,13 @@ class Decoder {
         return reviveHandle(this.u32());
       case Tag.BackRef:
         return this.refs[this.u32()];
+      case Tag.SharedView: {
+        const T = typedArrayKinds[buf[this.pos++]!]!;
+        const block = this.u32();
+        const view = new T(heap().sab as unknown as ArrayBuffer, this.u32(), this.u32());
+        registerSharedView(view, block);
+        return view;
+      }
       default:
         throw new TypeError(`threadkit codec: corrupt data (tag ${tag} at byte ${this.pos - 1})`);
     }
@@ -570,6 +595,12 @@ class Scanner {
         return this.value();
       case Tag.Handle:
         return this.fn(this.u32());
+      case Tag.SharedView: {
+        this.pos++;
+        const block = this.u32();
+        this.pos += 8;
+        return this.fn(block);
+      }
       default:
         return;
     }

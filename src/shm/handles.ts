@@ -54,8 +54,8 @@ export function kindInfo(kind: number): KindInfo | undefined {
   return kinds[kind];
 }
 
-/** Offsets whose wrapper this thread holds (one reference each), for release at thread end. */
-const held = new Set<number>();
+/** References this thread's wrappers hold, by offset, for release at thread end. */
+const held = new Map<number, number>();
 /** Wrappers of blocks that travelled, so that receiving one twice gives the same object. */
 const identity = new Map<number, WeakRef<SharedObject>>();
 let finalizer: FinalizationRegistry<number> | undefined;
@@ -63,7 +63,19 @@ let finalizer: FinalizationRegistry<number> | undefined;
 function onCollected(offset: number): void {
   const ref = identity.get(offset);
   if (ref !== undefined && ref.deref() === undefined) identity.delete(offset);
-  if (held.delete(offset)) dropReference(offset);
+  if (unhold(offset)) dropReference(offset);
+}
+
+function hold(offset: number): void {
+  held.set(offset, (held.get(offset) ?? 0) + 1);
+}
+
+function unhold(offset: number): boolean {
+  const count = held.get(offset);
+  if (count === undefined) return false;
+  if (count === 1) held.delete(offset);
+  else held.set(offset, count - 1);
+  return true;
 }
 
 let revivingOffset = 0;
@@ -103,8 +115,7 @@ export abstract class SharedObject {
     this._fresh = revived === 0;
     this._offset = revived === 0 ? this._heap.alloc(payloadBytes, kind) : revived;
     if (!this._fresh) this._heap.ensureMapped(this._offset + payloadBytes);
-    held.add(this._offset);
-    (finalizer ??= new FinalizationRegistry(onCollected)).register(this, this._offset);
+    trackWrapper(this, this._offset);
   }
 }
 
@@ -114,6 +125,12 @@ export function retainForTransfer(obj: SharedObject): number {
   obj._heap.retain(offset);
   if (!identity.has(offset)) identity.set(offset, new WeakRef(obj));
   return offset;
+}
+
+/** Makes `wrapper` own one reference on `offset`, dropped when it is collected or the thread ends. */
+export function trackWrapper(wrapper: object, offset: number): void {
+  hold(offset);
+  (finalizer ??= new FinalizationRegistry(onCollected)).register(wrapper, offset);
 }
 
 /** Turns a received handle (owning one in-flight reference) into this thread's wrapper. */
@@ -139,6 +156,20 @@ export function wrapperFor(offset: number): SharedObject {
   return reviveHandle(offset);
 }
 
+/** Typed arrays over heap memory (from `sharedArray`), by view: the block they belong to. */
+const sharedViews = new WeakMap<ArrayBufferView, number>();
+
+/** Records that `view` is a shared array living in block `offset` (it owns one reference). */
+export function registerSharedView(view: ArrayBufferView, offset: number): void {
+  sharedViews.set(view, offset);
+  trackWrapper(view, offset);
+}
+
+/** The block of a shared array view, or undefined for other views. */
+export function sharedViewBlock(view: ArrayBufferView): number | undefined {
+  return sharedViews.get(view);
+}
+
 /** Drops one reference; frees the block (after its destructor) when it was the last. */
 export function dropReference(offset: number): void {
   const h = heap();
@@ -156,12 +187,14 @@ export function dropReference(offset: number): void {
  * thread must not touch shared objects again.
  */
 export function releaseAllHeld(): void {
-  for (const offset of held) dropReference(offset);
+  for (const [offset, count] of held) for (let i = 0; i < count; i++) dropReference(offset);
   held.clear();
   identity.clear();
 }
 
 /** Number of wrappers this thread holds (for tests of the reference counting). */
 export function heldCount(): number {
-  return held.size;
+  let n = 0;
+  for (const count of held.values()) n += count;
+  return n;
 }

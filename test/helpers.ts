@@ -1,0 +1,33 @@
+/**
+ * Helpers shared by the test files: start threads and collect their results, sleep, and
+ * measure elapsed time for "timed waits never return early" checks.
+ */
+
+import { Thread, type ThreadFunction } from 'threadkit';
+
+/** Starts one thread per args list, joins them all, and returns their results in order. */
+export function runThreads<R = unknown>(target: ThreadFunction, argsPerThread: unknown[][]): R[] {
+  const threads = argsPerThread.map((args) => new Thread<R>({ target, args }));
+  for (const t of threads) t.start();
+  for (const t of threads) t.join();
+  return threads.map((t) => t.result as R);
+}
+
+/** Starts a thread and returns it (the caller joins). */
+export function startThread<R = unknown>(target: ThreadFunction, args: unknown[] = []): Thread<R> {
+  const t = new Thread<R>({ target, args });
+  t.start();
+  return t;
+}
+
+/** Blocks the calling thread for `ms` (works in any thread, without an event loop). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Milliseconds since `start` (from performance.now()). */
+export function since(start: number): number {
+  return performance.now() - start;
+}
