@@ -6,12 +6,10 @@
 
 /** Misuse of a thread or primitive (CPython's RuntimeError): release of an unlocked lock, start twice, … */
 export class ThreadError extends Error {
-  override name = 'ThreadError';
 }
 
 /** A Barrier was broken (aborted, reset, timed out, or its action failed) while a thread used it. */
 export class BrokenBarrierError extends ThreadError {
-  override name = 'BrokenBarrierError';
   constructor(message = 'the barrier is broken') {
     super(message);
   }
@@ -19,42 +17,40 @@ export class BrokenBarrierError extends ThreadError {
 
 /** `getNowait()` / a non-blocking or timed `get()` found no item. */
 export class QueueEmpty extends Error {
-  override name = 'QueueEmpty';
 }
 
 /** `putNowait()` / a non-blocking or timed `put()` found no free slot. */
 export class QueueFull extends Error {
-  override name = 'QueueFull';
 }
 
 /** The queue was shut down. */
 export class QueueShutDown extends Error {
-  override name = 'QueueShutDown';
 }
 
 /** The future was cancelled. */
 export class CancelledError extends Error {
-  override name = 'CancelledError';
 }
 
 /** A blocking call ran out of time (`hold()`, `result(timeout)`, …). */
 export class TimeoutError extends Error {
-  override name = 'TimeoutError';
 }
 
 /** An operation on a future that its state does not allow (setResult on a done future, …). */
 export class InvalidStateError extends Error {
-  override name = 'InvalidStateError';
 }
 
 /** The executor can no longer run tasks. */
 export class BrokenExecutor extends Error {
-  override name = 'BrokenExecutor';
 }
 
 /** A ThreadPoolExecutor's initializer failed; pending and later tasks fail with this. */
 export class BrokenThreadPool extends BrokenExecutor {
-  override name = 'BrokenThreadPool';
+}
+
+// Names live on the prototypes (not as instance fields), so an error rebuilt from its parts in
+// another thread has the right name without an own property.
+for (const Class of [ThreadError, BrokenBarrierError, QueueEmpty, QueueFull, QueueShutDown, CancelledError, TimeoutError, InvalidStateError, BrokenExecutor, BrokenThreadPool]) {
+  Object.defineProperty(Class.prototype, 'name', { value: Class.name, writable: true, configurable: true, enumerable: false });
 }
 
 /** The error classes by name, so a decoded error comes back as its own class. */

@@ -511,7 +511,7 @@ class Decoder {
     const stack = this.value();
     if (stack !== undefined) Object.defineProperty(e, 'stack', { value: stack, writable: true, configurable: true, enumerable: false });
     if (this.value() === true) Object.defineProperty(e, 'cause', { value: this.value(), writable: true, configurable: true, enumerable: false });
-    if (Class === Error && name !== 'Error') e.name = name;
+    if (e.name !== name) Object.defineProperty(e, 'name', { value: name, writable: true, configurable: true, enumerable: false });
     this.pos++; // the Object tag of the extra fields
     this.fieldsInto(e as unknown as Record<string, unknown>);
     return e;

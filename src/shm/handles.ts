@@ -66,13 +66,18 @@ function onCollected(offset: number): void {
   if (unhold(offset)) dropReference(offset);
 }
 
+/** Sum of the counts in `held`. */
+let heldTotal = 0;
+
 function hold(offset: number): void {
   held.set(offset, (held.get(offset) ?? 0) + 1);
+  heldTotal++;
 }
 
 function unhold(offset: number): boolean {
   const count = held.get(offset);
   if (count === undefined) return false;
+  heldTotal--;
   if (count === 1) held.delete(offset);
   else held.set(offset, count - 1);
   return true;
@@ -189,12 +194,11 @@ export function dropReference(offset: number): void {
 export function releaseAllHeld(): void {
   for (const [offset, count] of held) for (let i = 0; i < count; i++) dropReference(offset);
   held.clear();
+  heldTotal = 0;
   identity.clear();
 }
 
 /** Number of wrappers this thread holds (for tests of the reference counting). */
 export function heldCount(): number {
-  let n = 0;
-  for (const count of held.values()) n += count;
-  return n;
+  return heldTotal;
 }

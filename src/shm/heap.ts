@@ -61,9 +61,8 @@ export interface HeapOptions {
 }
 
 /** Raised when the heap cannot hold a new block; says how to raise the limit. */
-export class HeapExhaustedError extends RangeError {
-  override name = 'HeapExhaustedError';
-}
+export class HeapExhaustedError extends RangeError {}
+Object.defineProperty(HeapExhaustedError.prototype, 'name', { value: 'HeapExhaustedError', writable: true, configurable: true });
 
 /** Parses sizes such as `512m`, `2g`, `1048576`. */
 export function parseByteSize(text: string, what: string): number {

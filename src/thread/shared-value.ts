@@ -102,47 +102,50 @@ export class SharedValue<K extends SharedValueKind = 'float64'> extends SharedOb
   /** Atomically sets `replacement` if the value is `expected`; returns the value found. */
   compareExchange(expected: ValueOf<K>, replacement: ValueOf<K>): ValueOf<K> {
     if (this.bits === undefined) return atomics.compareExchange(this.cell as IntegerArray, 0, expected, replacement);
-    let found = this.load() as number;
     for (;;) {
-      if (!Object.is(found, expected) && found !== expected) return found as ValueOf<K>;
-      const before = this.swapBits(found, replacement as number);
-      if (before === undefined) return found as ValueOf<K>;
-      found = before;
+      const raw = this.rawBits();
+      const found = this.fromBits(raw);
+      if (found !== expected && !(Number.isNaN(found) && Number.isNaN(expected))) return found as ValueOf<K>;
+      if (atomics.compareExchange(this.bits as IntegerArray, 0, raw, this.toBits(replacement as number)) === raw) return found as ValueOf<K>;
     }
   }
 
   /** Atomic read. */
   load(): ValueOf<K> {
     if (this.bits === undefined) return atomics.load(this.cell as IntegerArray, 0);
-    return this.fromBits(atomics.load(this.bits as IntegerArray, 0)) as ValueOf<K>;
+    return this.fromBits(this.rawBits()) as ValueOf<K>;
   }
 
   /** Atomic write; returns `v`. */
   store(v: ValueOf<K>): ValueOf<K> {
     if (this.bits === undefined) return atomics.store(this.cell as IntegerArray, 0, v);
-    this.update(() => v as number);
+    atomics.store(this.bits as IntegerArray, 0, this.toBits(v as number));
     return v;
   }
 
-  /** Read-modify-write of a float cell: retry until no other thread changed it in between. */
+  /**
+   * Read-modify-write of a float cell: compareExchange on the raw bits read, retried until no
+   * other thread changed the cell in between. Returns the previous value.
+   */
   private update(f: (x: number) => number): ValueOf<K> {
     for (;;) {
-      const old = this.load() as number;
-      if (this.swapBits(old, f(old)) === undefined) return old as ValueOf<K>;
+      const raw = this.rawBits();
+      const old = this.fromBits(raw);
+      if (atomics.compareExchange(this.bits as IntegerArray, 0, raw, this.toBits(f(old))) === raw) return old as ValueOf<K>;
     }
   }
 
-  /** CAS of the float `from` → `to` on the bit pattern; undefined on success, else the value seen. */
-  private swapBits(from: number, to: number): number | undefined {
-    const expectedBits = this.toBits(from);
-    const seen = atomics.compareExchange(this.bits as IntegerArray, 0, expectedBits, this.toBits(to)) as number | bigint;
-    return seen === expectedBits ? undefined : this.fromBits(seen);
+  private rawBits(): number | bigint {
+    return atomics.load(this.bits as IntegerArray, 0) as number | bigint;
   }
 
   private toBits(x: number): number | bigint {
-    scratchF64[0] = x;
+    if (this.kind === 'float64') {
+      scratchF64[0] = x;
+      return scratchI64[0]!;
+    }
     scratchF32[0] = x;
-    return this.kind === 'float64' ? scratchI64[0]! : scratchI32[0]!;
+    return scratchI32[0]!;
   }
 
   private fromBits(bits: number | bigint): number {
