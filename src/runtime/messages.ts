@@ -17,4 +17,6 @@ export interface ThreadInit {
   target: FunctionDescriptor | undefined;
   /** The encoded args array (handles inside own their in-flight references). */
   args: Uint8Array;
+  /** tsx's registration API when the parent runs under tsx (threads install it on demand). */
+  typescriptLoader: string | undefined;
 }

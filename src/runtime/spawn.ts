@@ -2,6 +2,8 @@
  * Starting a worker isolate for a thread: which file it runs and which Node flags it gets.
  */
 
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ThreadInit } from './messages.js';
 
@@ -32,6 +34,32 @@ function workerExecArgv(): string[] {
 }
 
 const execArgv = workerExecArgv();
+
+/**
+ * When this process runs under tsx, the URL of tsx's registration API, so a thread can install
+ * the TypeScript loader itself (lazily: it costs ~150 ms, paid only by threads that import
+ * TypeScript). Undefined otherwise.
+ */
+export const typescriptLoader: string | undefined = findTsx();
+
+function findTsx(): string | undefined {
+  if (!process.execArgv.some((arg) => /tsx/.test(arg))) return undefined;
+  const bases = [pathToFileURL(`${process.cwd()}/`).href, import.meta.url];
+  for (const arg of process.execArgv) if (/^file:.*tsx/.test(arg) || /^\/.*tsx/.test(arg)) bases.push(arg.startsWith('/') ? pathToFileURL(arg).href : arg);
+  for (const base of bases) {
+    try {
+      // require.resolve would pick the CommonJS build; read the ESM entry from tsx's exports.
+      const require = createRequire(base);
+      const manifestPath = require.resolve('tsx/package.json');
+      const manifest = require(manifestPath) as { exports?: Record<string, { import?: { default?: string } }> };
+      const entry = manifest.exports?.['./esm/api']?.import?.default;
+      if (entry !== undefined) return new URL(entry, pathToFileURL(manifestPath)).href;
+    } catch {
+      // try the next place
+    }
+  }
+  return undefined;
+}
 
 /** Spawns the worker that runs a thread. */
 export function spawnWorker(init: ThreadInit): Worker {

@@ -10,6 +10,8 @@
  *
  * Only the owner writes `owner` and `count` (after it took the word, before it gives it back),
  * so a thread reading `owner === me` can trust the answer: no other thread can make it true.
+ * Plain reads and writes suffice: the word's compareExchange / exchange order them, and an
+ * aligned Int32 read never tears, so a stale read only ever says "not me".
  */
 
 import { inspect } from 'node:util';
@@ -72,7 +74,7 @@ export class RLock extends SharedObject {
     const count = this._i32[this._word + COUNT]! - 1;
     this._i32[this._word + COUNT] = count;
     if (count === 0) {
-      Atomics.store(this._i32, this._word + OWNER, 0);
+      this._i32[this._word + OWNER] = 0;
       mutexUnlock(this._i32, this._word);
     }
   }
@@ -104,7 +106,7 @@ export class RLock extends SharedObject {
     if (!this._isOwned()) throw new ThreadError('cannot release un-acquired lock');
     const count = this._i32[this._word + COUNT]!;
     this._i32[this._word + COUNT] = 0;
-    Atomics.store(this._i32, this._word + OWNER, 0);
+    this._i32[this._word + OWNER] = 0;
     mutexUnlock(this._i32, this._word);
     return count;
   }
@@ -122,7 +124,7 @@ export class RLock extends SharedObject {
   }
 
   private ownedBy(ident: number): boolean {
-    return Atomics.load(this._i32, this._word + OWNER) === ident;
+    return this._i32[this._word + OWNER] === ident;
   }
 
   private enterAgain(): boolean {
@@ -133,7 +135,7 @@ export class RLock extends SharedObject {
 
   private becomeOwner(ident: number, count: number): void {
     this._i32[this._word + COUNT] = count;
-    Atomics.store(this._i32, this._word + OWNER, ident);
+    this._i32[this._word + OWNER] = ident;
   }
 
   override toString(): string {

@@ -25,7 +25,7 @@ import { deadlineAfter, futexWait, futexWaitAsync, timeoutOrZero, describe } fro
 import { type FunctionDescriptor, type ThreadFunction, compileSource, describeFunction, explainMissingName } from '../shm/functions.js';
 import { Kind, SharedObject, dropReference, registerKind, releaseAllHeld, reviveAs } from '../shm/handles.js';
 import type { ThreadInit } from '../runtime/messages.js';
-import { spawnWorker } from '../runtime/spawn.js';
+import { spawnWorker, typescriptLoader } from '../runtime/spawn.js';
 
 const STATE = 0;
 const IDENT = 1;
@@ -144,6 +144,7 @@ export class Thread<R = unknown> {
       daemon: this._daemon,
       target: this.target,
       args,
+      typescriptLoader,
     };
     Atomics.store(this.i32, this.base + STATE, STARTED);
     let worker: Worker;
@@ -269,8 +270,28 @@ export function reportException(name: string, error: unknown): void {
 
 // ---- the thread's side (runs inside the worker) ---------------------------------------------
 
-async function loadTarget(target: FunctionDescriptor): Promise<(...args: unknown[]) => unknown> {
-  if (target.kind === 'source') return compileSource(target.source);
+let typescriptReady: Promise<void> | undefined;
+
+/**
+ * Installs the TypeScript loader in this thread (once) when the parent ran under tsx: Node 20
+ * does not carry loader hooks into workers, so the thread registers tsx itself.
+ */
+function loadTypeScript(loader: string | undefined): Promise<void> {
+  if (loader === undefined) return Promise.resolve();
+  return (typescriptReady ??= import(loader).then((api: { register: () => unknown }) => {
+    api.register();
+  }));
+}
+
+const TYPESCRIPT_FILE = /\.(ts|mts|cts|tsx)(\?.*)?$/;
+
+async function loadTarget(target: FunctionDescriptor, init: ThreadInit): Promise<(...args: unknown[]) => unknown> {
+  if (target.kind === 'source') {
+    // A self-contained function may `await import('./x.ts')`: have the loader ready.
+    if (/\bimport\s*\(/.test(target.source)) await loadTypeScript(init.typescriptLoader);
+    return compileSource(target.source);
+  }
+  if (TYPESCRIPT_FILE.test(target.module)) await loadTypeScript(init.typescriptLoader);
   let module: Record<string, unknown>;
   try {
     module = (await import(target.module)) as Record<string, unknown>;
@@ -307,7 +328,7 @@ export async function runThreadBody(init: ThreadInit): Promise<void> {
   try {
     const args = decodeValue(init.args) as unknown[];
     if (init.target !== undefined) {
-      const fn = await loadTarget(init.target);
+      const fn = await loadTarget(init.target, init);
       try {
         result = await fn(...args);
       } catch (error) {
