@@ -3,6 +3,8 @@
  * The public surface, nothing else.
  */
 
+import { isMainThread as nodeIsMainThread } from 'node:worker_threads';
+
 export { ThreadError, BrokenBarrierError, QueueEmpty, QueueFull, QueueShutDown, CancelledError, TimeoutError, InvalidStateError, BrokenExecutor, BrokenThreadPool } from './errors.js';
 export { TIMEOUT_MAX } from './shm/futex.js';
 export { configureHeap } from './shm/current.js';
@@ -15,6 +17,14 @@ export { Semaphore, BoundedSemaphore } from './sync/semaphore.js';
 export { Event, type EventWaitOptions } from './sync/event.js';
 export { Barrier, type BarrierOptions, type BarrierWaitOptions } from './sync/barrier.js';
 export type { AcquireOptions, AsyncAcquireOptions, Held } from './sync/options.js';
-export { Thread, type ThreadOptions } from './thread/thread.js';
-export { heapStats } from './thread/stats.js';
+export { Thread, type ThreadOptions, currentThread, mainThread, enumerate, activeCount, getIdent, getNativeId } from './thread/thread.js';
+export { stackSize } from './thread/stack-size.js';
+export { excepthook, setExcepthook, type ExceptHook, type ExceptHookArgs } from './thread/excepthook.js';
+export { Timer } from './thread/timer.js';
+export { local } from './thread/local.js';
+export { configureThreads, type ThreadsConfig } from './runtime/pool.js';
+export { heapStats, type HeapStats } from './thread/stats.js';
 export { SharedValue, sharedArray, type SharedValueKind } from './thread/shared-value.js';
+
+/** True in the program's main thread, false in threads (Node's `isMainThread`). */
+export const isMainThread: boolean = nodeIsMainThread;

@@ -1,22 +1,41 @@
 /**
- * What a parent hands a new thread at spawn (workerData). The thread entry imports only this
- * file's types and the shared layers, never the Thread class's internals.
+ * What a parent hands a thread when it starts it (at spawn through workerData, or to an idle
+ * isolate through its mailbox). The thread side imports only these types and the shared layers.
  */
 
 import type { FunctionDescriptor } from '../shm/functions.js';
 
 export interface ThreadInit {
-  /** The process-wide heap. */
-  sab: SharedArrayBuffer;
   /** The new thread's ident. */
   ident: number;
-  /** Offset of the thread's block (the entry owns one reference on it). */
+  /** Offset of the thread's block (the thread owns one reference on it). */
   threadBlock: number;
   name: string;
   daemon: boolean;
+  /** What to run: a function target, or undefined for a Thread subclass's run(). */
   target: FunctionDescriptor | undefined;
   /** The encoded args array (handles inside own their in-flight references). */
   args: Uint8Array;
+  /** A Thread subclass: where its class is exported, and its own fields, encoded. */
+  subclass: { module: string; name: string; fields: Uint8Array } | undefined;
   /** tsx's registration API when the parent runs under tsx (threads install it on demand). */
   typescriptLoader: string | undefined;
 }
+
+/** workerData of a new isolate. */
+export interface WorkerData {
+  sab: SharedArrayBuffer;
+  /** The isolate's mailbox block (pool.ts): where later threads are handed to it. */
+  mailbox: number;
+  /** How long an isolate with nothing to run waits for another thread before it exits (ms). */
+  keepIdleMs: number;
+  first: ThreadInit;
+}
+
+/** Mailbox slots and states (pool.ts owns the protocol). */
+export const MAILBOX_STATE = 0;
+export const MAILBOX_INIT = 1;
+export const BUSY = 0;
+export const IDLE = 1;
+export const ASSIGNED = 2;
+export const EXITED = 3;

@@ -1,13 +1,12 @@
 /**
- * Starting a worker isolate for a thread: which file it runs and which Node flags it gets.
+ * How a thread's isolate is started: which file it runs and which Node flags it gets.
  */
 
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import type { ThreadInit } from './messages.js';
 
-const entry = new URL(`./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+/** The worker entry: the built JavaScript next to this file. */
+export const workerEntry = new URL(`./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
 /** Flags a worker accepts that change how its code loads or warns (V8 and process flags are refused). */
 const WORKER_FLAG = /^(--(import|require|loader|experimental-loader|conditions|input-type|enable-source-maps|no-warnings|disable-warning|trace-warnings|trace-uncaught|pending-deprecation|no-deprecation|experimental-[\w-]+|no-experimental-[\w-]+)|-r|-C)(=|$)/;
@@ -16,10 +15,10 @@ const TAKES_VALUE = /^(--import|--require|-r|--loader|--experimental-loader|--co
 /**
  * The parent's module-loading flags, for threads. Node 20 does not apply `--import tsx`-style
  * loader hooks inside workers (tsx #354) yet still pays to load them, so TypeScript loaders
- * are left out; V8 and process flags (`--expose-gc`, `--max-old-space-size`) are refused by
- * workers and left out too.
+ * are left out (a thread installs tsx itself when it needs it: `typescriptLoader`); V8 and
+ * process flags (`--expose-gc`, `--max-old-space-size`) are refused by workers and left out too.
  */
-function workerExecArgv(): string[] {
+function filterExecArgv(): string[] {
   const out: string[] = [];
   const argv = process.execArgv;
   for (let i = 0; i < argv.length; i++) {
@@ -33,7 +32,7 @@ function workerExecArgv(): string[] {
   return out;
 }
 
-const execArgv = workerExecArgv();
+export const workerExecArgv = filterExecArgv();
 
 /**
  * When this process runs under tsx, the URL of tsx's registration API, so a thread can install
@@ -59,9 +58,4 @@ function findTsx(): string | undefined {
     }
   }
   return undefined;
-}
-
-/** Spawns the worker that runs a thread. */
-export function spawnWorker(init: ThreadInit): Worker {
-  return new Worker(entry, { workerData: init, execArgv });
 }

@@ -1,18 +1,62 @@
 /**
- * The entry of every thread threadkit starts: attach the shared heap, decode the args, run the
- * target, publish the result, mark the thread stopped (waking joiners), release what the
- * thread held, and end.
+ * The entry of every isolate threadkit starts: attach the shared heap, run the first thread,
+ * then wait in the mailbox for more threads (pool.ts) until idle for `keepIdleMs`.
  */
 
 import { workerData } from 'node:worker_threads';
-import { attachThread } from '../shm/current.js';
-import type { ThreadInit } from './messages.js';
+import { attachThread, heap } from '../shm/current.js';
+import { decodeValue } from '../shm/codec.js';
+import { futexWaitAsync } from '../shm/futex.js';
+import { ASSIGNED, BUSY, EXITED, IDLE, MAILBOX_INIT, MAILBOX_STATE, type ThreadInit, type WorkerData } from './messages.js';
 
-const init = workerData as ThreadInit;
-attachThread(init.sab, init.ident);
+const data = workerData as WorkerData;
+attachThread(data.sab, data.first.ident);
 
-// Importing the package registers every shared kind (so handles can be revived) and gives
-// us the thread bookkeeping.
-const { runThreadBody } = await import('../thread/thread.js');
+// The package registers every shared kind (so handles can be revived); the thread body runs targets.
 await import('../index.js');
-await runThreadBody(init);
+const { runThreadBody, hasLiveChildren, onIsolateExit } = await import('../thread/body.js');
+const { dropReference, releaseAllHeld } = await import('../shm/handles.js');
+
+process.on('exit', (code) => {
+  onIsolateExit(code);
+  releaseAllHeld();
+});
+
+const h = heap();
+const state = (data.mailbox >> 2) + MAILBOX_STATE;
+let next: ThreadInit | undefined = data.first;
+while (next !== undefined) {
+  await runThreadBody(next);
+  next = await waitForNextThread();
+}
+await new Promise((resolve) => process.stdout.write('', resolve));
+await new Promise((resolve) => process.stderr.write('', resolve));
+process.exit(0);
+
+/** Parks the isolate until a parent hands it a thread, or it has idled long enough (then undefined). */
+async function waitForNextThread(): Promise<ThreadInit | undefined> {
+  if (data.keepIdleMs <= 0 && !hasLiveChildren()) return undefined;
+  // Publish IDLE, then wake a parent that waits for us to finish the epilogue.
+  Atomics.store(h.i32, state, IDLE);
+  Atomics.notify(h.i32, state);
+  for (;;) {
+    // Sleep only while the word says IDLE; a parent writes ASSIGNED before it notifies.
+    await futexWaitAsync(h.i32, state, IDLE, performance.now() + Math.max(data.keepIdleMs, 1));
+    if (Atomics.load(h.i32, state) === ASSIGNED) return takeAssigned();
+    // Idle long enough. An isolate hosting threads it started must stay (they die with it).
+    if (hasLiveChildren()) continue;
+    if (Atomics.compareExchange(h.i32, state, IDLE, EXITED) === IDLE) return undefined;
+    return takeAssigned(); // a parent won the race: run its thread
+  }
+}
+
+function takeAssigned(): ThreadInit {
+  const block = h.i32[(data.mailbox >> 2) + MAILBOX_INIT]!;
+  Atomics.store(h.i32, state, BUSY);
+  h.ensureMapped(h.topBytes());
+  try {
+    return decodeValue(h.buf, block) as ThreadInit;
+  } finally {
+    dropReference(block);
+  }
+}

@@ -40,6 +40,11 @@ export function attachThread(sab: SharedArrayBuffer, ident: number): Heap {
   return theHeap;
 }
 
+/** A reused isolate runs a new thread: it takes that thread's ident. */
+export function setCurrentIdent(ident: number): void {
+  myIdent = ident;
+}
+
 /** Hands out a fresh thread ident (non-zero, never reused in the process). */
 export function allocateIdent(): number {
   return Atomics.add(heap().i32, S_NEXT_IDENT, 1) + 1;

@@ -150,13 +150,23 @@ export function timeoutOrZero(timeout: number | undefined, what: string): number
 }
 
 export function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return clip(JSON.stringify(value));
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
   if (value === null || typeof value !== 'object') return String(value);
+  const proto = Object.getPrototypeOf(value);
+  // Class instances (shared objects among them) by their own description, never by walking them.
+  if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) {
+    const text = typeof (value as { toString?: unknown }).toString === 'function' ? String(value) : '';
+    return clip(text && text !== '[object Object]' ? text : `a ${proto?.constructor?.name ?? 'object'}`);
+  }
   try {
-    return JSON.stringify(value) ?? String(value);
+    return clip(JSON.stringify(value) ?? String(value));
   } catch {
     return Object.prototype.toString.call(value);
   }
+}
+
+function clip(text: string): string {
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }

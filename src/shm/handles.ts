@@ -138,6 +138,11 @@ export function trackWrapper(wrapper: object, offset: number): void {
   (finalizer ??= new FinalizationRegistry(onCollected)).register(wrapper, offset);
 }
 
+/** Makes `obj` the object this thread gets back when it receives its handle. */
+export function rememberIdentity(obj: SharedObject): void {
+  if (!identity.has(obj._offset)) identity.set(obj._offset, new WeakRef(obj));
+}
+
 /** Turns a received handle (owning one in-flight reference) into this thread's wrapper. */
 export function reviveHandle(offset: number): SharedObject {
   const existing = identity.get(offset)?.deref();

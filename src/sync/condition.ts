@@ -24,7 +24,7 @@
 import { inspect } from 'node:util';
 import { ThreadError } from '../errors.js';
 import { deadlineAfter, describe, futexWait, futexWaitAsync, timeoutOrZero } from '../shm/futex.js';
-import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs, wrapperFor } from '../shm/handles.js';
+import { Kind, SharedObject, dropReference, isReviving, registerKind, rememberIdentity, reviveAs, wrapperFor } from '../shm/handles.js';
 import { Lock } from './lock.js';
 import { type AcquireOptions, type AsyncAcquireOptions, type Held, heldBy, holdTimeout, lockAcquireOptions } from './options.js';
 import { RLock } from './rlock.js';
@@ -60,6 +60,8 @@ export class Condition extends SharedObject {
     if (this._fresh) {
       this.lock = lock ?? new RLock();
       this._heap.retain(this.lock._offset);
+      // `cond.lock` sent back from a thread must come back as this same object.
+      rememberIdentity(this.lock);
       this.i32[this.base + LOCK] = this.lock._offset;
     } else {
       this.lock = wrapperFor(this.i32[this.base + LOCK]!) as Lock | RLock;

@@ -54,11 +54,8 @@ export class Semaphore extends SharedObject {
    * @throws RangeError for a timeout with `blocking: false`.
    */
   acquire(options?: AcquireOptions): boolean {
-    if (this.tryTake()) {
-      if (options !== undefined) semaphoreAcquireOptions(options, `${this.kindName}.acquire`);
-      return true;
-    }
-    const timeout = semaphoreAcquireOptions(options, `${this.kindName}.acquire`);
+    const timeout = options === undefined ? Infinity : semaphoreAcquireOptions(options, `${this.kindName}.acquire`);
+    if (this.tryTake()) return true;
     if (timeout === 0) return false;
     return this.acquireSlow(deadlineAfter(timeout));
   }

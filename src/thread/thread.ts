@@ -1,67 +1,35 @@
 /**
- * Thread: CPython's `threading.Thread` on a worker isolate. The parent keeps a small block in
- * the shared heap (state, ident, native id, result) that the thread itself updates, so
- * `join()` is a futex wait on the state word and works whether or not the parent's event loop
- * is free.
+ * Thread: CPython's `threading.Thread` on a worker isolate. Its record lives in the shared heap
+ * (thread-block.ts), so `join()` is a futex wait on the state word (it works whether or not this
+ * thread's event loop is free), any thread can see it (`enumerate()`), and a Thread travels
+ * between threads by reference like every shared object.
  *
- * Thread block (Int32 slots):
- *
- * | slot | field    | meaning                                                        |
- * |------|----------|----------------------------------------------------------------|
- * | 0    | state    | INITIAL 0, STARTED 1, STOPPED 2 (joiners sleep while it is 1)  |
- * | 1    | ident    | the thread's ident                                             |
- * | 2    | nativeId | the OS thread id, written by the thread                        |
- * | 3    | result   | offset of the encoded result (one reference), 0 for none       |
+ * The thread that started a thread (its parent) owns the Thread object the user built: when the
+ * thread ends, the parent copies back the subclass's fields (`this.result = …` in run()), calls
+ * the excepthook for an error that escaped run(), and returns the isolate to the warm pool —
+ * in `join()` if it joins, else from its event loop.
  */
 
-import { readlinkSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { inspect } from 'node:util';
-import type { Worker } from 'node:worker_threads';
 import { ThreadError } from '../errors.js';
-import { decodeValue, dropEncoded, encodeToBytes, encodeValue } from '../shm/codec.js';
-import { allocateIdent, heap } from '../shm/current.js';
-import { S_NEXT_THREAD_NO } from '../shm/heap.js';
-import { deadlineAfter, futexWait, futexWaitAsync, timeoutOrZero, describe } from '../shm/futex.js';
-import { type FunctionDescriptor, type ThreadFunction, compileSource, describeFunction, explainMissingName } from '../shm/functions.js';
-import { Kind, SharedObject, dropReference, registerKind, releaseAllHeld, reviveAs } from '../shm/handles.js';
+import { decodeValue, dropEncoded, encodeToBytes } from '../shm/codec.js';
+import { allocateIdent, currentIdent, heap, isHeapCreator } from '../shm/current.js';
+import { S_MAIN_IDENT, S_NEXT_THREAD_NO } from '../shm/heap.js';
+import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
+import { type FunctionDescriptor, type ThreadFunction, compileSource, describeFunction } from '../shm/functions.js';
+import { Kind, SharedObject, dropReference, isReviving, registerKind, rememberIdentity, reviveAs, wrapperFor } from '../shm/handles.js';
 import type { ThreadInit } from '../runtime/messages.js';
-import { spawnWorker, typescriptLoader } from '../runtime/spawn.js';
-
-const STATE = 0;
-const IDENT = 1;
-const NATIVE_ID = 2;
-const RESULT = 3;
-
-const INITIAL = 0;
-const STARTED = 1;
-const STOPPED = 2;
-
-/** This thread's daemon flag: new threads inherit it. */
-let currentIsDaemon = false;
-
-/** The shared part of a Thread: a block only the Thread object and its worker hold. */
-class ThreadBlock extends SharedObject {
-  constructor() {
-    super(Kind.Thread, 16);
-  }
-}
-
-registerKind(Kind.Thread, {
-  name: 'Thread',
-  revive: (offset) => reviveAs(offset, () => new ThreadBlock()),
-  destroy: (h, offset) => {
-    const result = h.i32[(offset >> 2) + RESULT]!;
-    if (result !== 0) {
-      dropEncoded(h.buf, result);
-      dropReference(result);
-    }
-  },
-});
+import { type PooledWorker, releaseIsolate, runOnIsolate } from '../runtime/pool.js';
+import { typescriptLoader } from '../runtime/spawn.js';
+import { reportThreadException } from './excepthook.js';
+import { MAIN_BLOCK, NON_DAEMON, liveCount, liveThreadBlocks, registerThread, unregisterThread } from './registry.js';
+import * as B from './thread-block.js';
 
 export interface ThreadOptions<A extends unknown[] = unknown[]> {
   /** What the thread runs: a self-contained function or `{ module, name }`. */
   target?: ThreadFunction;
-  /** Default "Thread-N", or "Thread-N (targetName)". */
+  /** Default "Thread-N", or "Thread-N (targetName)"; N counts threads process-wide. */
   name?: string;
   /** Arguments for the target, copied to the thread (shared objects by reference). */
   args?: Readonly<A>;
@@ -69,181 +37,426 @@ export interface ThreadOptions<A extends unknown[] = unknown[]> {
   daemon?: boolean;
 }
 
-export class Thread<R = unknown> {
-  name: string;
-  private _daemon: boolean;
-  private readonly target: FunctionDescriptor | undefined;
-  private readonly args: readonly unknown[];
-  private readonly block: ThreadBlock;
-  private worker: Worker | undefined;
-  private resultValue: { value: R } | undefined;
+/** Own fields of SharedObject that are bookkeeping, not a subclass's state. */
+const BOOKKEEPING = new Set(['_heap', '_offset', '_fresh']);
+
+/** How often a blocked `join()` checks that the thread's OS thread still exists (ms). */
+const LIVENESS_CHECK_MS = 100;
+
+export class Thread<R = unknown> extends SharedObject {
+  /** Where a subclass is exported, when threadkit cannot find it: `static module = import.meta.url`. */
+  static module?: string | URL;
+
+  /** What run() returned (awaited), or what a subclass's run() stored here; set when the thread ends. */
+  result: R | undefined = undefined;
+
+  #name: string;
+  #target: FunctionDescriptor | undefined;
+  #args: readonly unknown[];
+  /** The target compiled in this thread (set in the thread itself before run()). */
+  #fn: ((...args: unknown[]) => unknown) | undefined;
+  #classModule: string | undefined;
+  /** Set in the parent between start() and the end of the thread. */
+  #isolate: PooledWorker | undefined;
+  #isParent = false;
+  #ended = false;
 
   /**
    * @throws TypeError when `target` is neither a function nor `{ module, name }`, or `args` is not an array.
    */
   constructor(options: ThreadOptions = {}) {
-    if (typeof options !== 'object' || options === null) throw new TypeError(`Thread(options): expected an options object, got ${describe(options)}`);
+    const reviving = isReviving();
+    if (!reviving && (typeof options !== 'object' || options === null)) throw new TypeError(`Thread(options): expected an options object, got ${describe(options)}`);
+    super(Kind.Thread, B.BLOCK_BYTES);
+    const h = this._heap;
+    this.#args = [];
+    if (!this._fresh) {
+      this.#name = B.readName(h, this._offset);
+      return;
+    }
     const { target, name, args = [], daemon } = options;
-    this.target = target === undefined ? undefined : describeFunction(target, 'Thread target', callerModule());
+    this.#target = target === undefined ? undefined : describeFunction(target, 'Thread target', callerModule());
     if (!Array.isArray(args)) throw new TypeError(`Thread args must be an array, got ${describe(args)}`);
     if (name !== undefined && typeof name !== 'string') throw new TypeError(`Thread name must be a string, got ${describe(name)}`);
     if (daemon !== undefined && typeof daemon !== 'boolean') throw new TypeError(`Thread daemon must be a boolean, got ${describe(daemon)}`);
-    this.args = args;
-    this._daemon = daemon ?? currentIsDaemon;
-    this.block = new ThreadBlock();
-    this.name = name ?? defaultName(this.target);
+    this.#args = args;
+    this.#name = name ?? defaultName(this.#target);
+    B.writeName(h, this._offset, this.#name);
+    if (daemon ?? currentThread().daemon) h.i32[this.base + B.FLAGS] = B.DAEMON;
+    if (new.target !== Thread && !isInternalSubclass(new.target)) this.#classModule = classModule(new.target);
   }
 
+  /** The thread's name (not unique; for identification). */
+  get name(): string {
+    return this.#name;
+  }
+
+  set name(value: string) {
+    this.#name = String(value);
+    B.writeName(this._heap, this._offset, this.#name);
+  }
+
+  /** Daemon threads do not keep the process alive; they are stopped when it exits. */
   get daemon(): boolean {
-    return this._daemon;
+    return (Atomics.load(this.i32, this.base + B.FLAGS) & B.DAEMON) !== 0;
   }
 
   set daemon(value: boolean) {
-    if (this.state() !== INITIAL) throw new ThreadError('cannot set daemon status of active thread');
-    this._daemon = Boolean(value);
+    if (this.state() !== B.INITIAL) throw new ThreadError('cannot set daemon status of active thread');
+    Atomics.store(this.i32, this.base + B.FLAGS, value ? B.DAEMON : 0);
   }
 
   /** The thread's ident once started (non-zero, unique among live threads), else undefined. */
   get ident(): number | undefined {
-    const ident = this.i32[this.base + IDENT]!;
-    return ident === 0 ? undefined : ident;
+    return Atomics.load(this.i32, this.base + B.IDENT) || undefined;
   }
 
   /** The OS thread id (Linux TID) once the thread runs, else undefined. */
   get nativeId(): number | undefined {
-    const id = Atomics.load(this.i32, this.base + NATIVE_ID);
-    return id === 0 ? undefined : id;
-  }
-
-  /** What the target returned (awaited if a Promise), once the thread has ended. */
-  get result(): R | undefined {
-    if (this.resultValue === undefined && this.state() === STOPPED) this.resultValue = { value: this.takeResult() };
-    return this.resultValue?.value;
-  }
-
-  set result(value: R | undefined) {
-    this.resultValue = { value: value as R };
+    return Atomics.load(this.i32, this.base + B.NATIVE_ID) || undefined;
   }
 
   /**
-   * Starts the thread: a worker isolate runs the target with a copy of `args`.
-   * @throws ThreadError "threads can only be started once"; TypeError when an arg cannot be cloned.
+   * Starts the thread: an isolate runs `run()` (by default the target with a copy of `args`).
+   * @throws ThreadError "threads can only be started once"; TypeError when an arg or a
+   *   subclass field cannot be cloned (the thread is then not started or registered).
    */
   start(): void {
-    if (this.state() !== INITIAL) throw new ThreadError('threads can only be started once');
-    const args = encodeToBytes(this.args, 'args');
-    const h = heap();
+    if (this.state() !== B.INITIAL || this.#isParent) throw new ThreadError('threads can only be started once');
+    const subclass = this.#subclassInit();
+    const args = encodeToBytes(this.#args, 'args');
+    const h = this._heap;
+    ensureMainThread();
     const ident = allocateIdent();
-    this.i32[this.base + IDENT] = ident;
-    h.retain(this.block._offset); // the thread's own reference, dropped when it ends
-    const init: ThreadInit = {
-      sab: h.sab,
-      ident,
-      threadBlock: this.block._offset,
-      name: this.name,
-      daemon: this._daemon,
-      target: this.target,
-      args,
-      typescriptLoader,
-    };
-    Atomics.store(this.i32, this.base + STATE, STARTED);
-    let worker: Worker;
+    h.i32[this.base + B.IDENT] = ident;
+    h.i32[this.base + B.PARENT] = currentIdent();
+    h.retain(this._offset); // the thread's own reference, dropped when it ends
+    Atomics.store(h.i32, this.base + B.STATE, B.STARTED);
+    registerThread(this._offset);
+    rememberIdentity(this);
+    this.#isParent = true;
+    this.#ended = false;
+    const init: ThreadInit = { ident, threadBlock: this._offset, name: this.#name, daemon: this.daemon, target: this.#target, args, subclass, typescriptLoader };
     try {
-      worker = spawnWorker(init);
+      this.#isolate = runOnIsolate(init);
     } catch (error) {
       dropEncoded(args);
-      dropReference(this.block._offset);
-      this.markStopped();
+      if (subclass) dropEncoded(subclass.fields);
+      dropReference(this._offset);
+      this.#ended = true; // the caller gets the error; nothing for the excepthook
+      this._markDead(error);
       throw error;
     }
-    this.worker = worker;
-    if (this._daemon) worker.unref();
-    worker.on('error', (error) => reportException(this.name, error));
-    // A thread that ended without reaching its own epilogue (killed isolate, out of memory)
-    // is marked stopped here, so joiners wake.
-    worker.on('exit', () => {
-      if (this.state() !== STOPPED) this.markStopped();
-      this.worker = undefined;
-    });
+    this.#isolate.onExit = (code, error) => this.#isolateExited(code, error);
+    childrenAlive++;
+    keepProcessAlive();
+    void this.#watchForEnd();
   }
 
-  /** Runs the target in the calling thread (what the new thread does; override in a subclass). */
+  /** What the thread runs. Override in a subclass; the default calls the target with the args. */
   run(): unknown {
-    if (this.target === undefined) return undefined;
-    const fn = this.target.kind === 'source' ? compileSource(this.target.source) : undefined;
-    if (fn === undefined) throw new ThreadError('run() of a module-function target can only run in its thread; call start()');
-    return fn(...this.args);
+    if (this.#fn === undefined && this.#target !== undefined) {
+      if (this.#target.kind !== 'source') throw new ThreadError('run() of a module-function target runs in its thread: call start()');
+      this.#fn = compileSource(this.#target.source);
+    }
+    return this.#fn?.(...this.#args);
   }
 
   /**
    * Waits until the thread ends, at most `timeout` ms (negative counts as 0). Never throws the
    * thread's error (that goes to the excepthook); check `isAlive()` after a timed join.
-   * @throws ThreadError "cannot join thread before it is started".
+   * @throws ThreadError "cannot join thread before it is started" / "cannot join current thread".
    */
   join(timeout?: number): void {
     const deadline = deadlineAfter(timeoutOrZero(timeout, 'Thread.join'));
-    if (this.state() === INITIAL) throw new ThreadError('cannot join thread before it is started');
-    // Sleep only while the state word still says STARTED; the thread stores STOPPED first, then notifies.
-    while (this.state() === STARTED) {
-      if (futexWait(this.i32, this.base + STATE, STARTED, deadline) === 'timed-out') return;
+    this.#checkJoinable();
+    // Sleep only while the state word says STARTED; the thread stores STOPPED, then notifies.
+    while (this.state() === B.STARTED) {
+      const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS);
+      if (futexWait(this.i32, this.base + B.STATE, B.STARTED, slice) === 'timed-out') {
+        this.#checkIsolateAlive();
+        if (msUntil(deadline) === 0) break;
+      }
     }
+    if (this.state() === B.STOPPED) this.#afterEnd();
   }
 
   /** The Promise twin of `join`. */
   async joinAsync(options: { timeout?: number; signal?: AbortSignal } = {}): Promise<void> {
     const deadline = deadlineAfter(timeoutOrZero(options.timeout, 'Thread.joinAsync'));
-    if (this.state() === INITIAL) throw new ThreadError('cannot join thread before it is started');
-    while (this.state() === STARTED) {
-      if ((await futexWaitAsync(this.i32, this.base + STATE, STARTED, deadline, options.signal)) === 'timed-out') return;
+    this.#checkJoinable();
+    while (this.state() === B.STARTED) {
+      if ((await futexWaitAsync(this.i32, this.base + B.STATE, B.STARTED, deadline, options.signal)) === 'timed-out') break;
     }
+    if (this.state() === B.STOPPED) this.#afterEnd();
   }
 
-  /** True from `start()` until the thread's target has returned (or its isolate died). */
+  /** True from `start()` until run() has returned (or the thread's isolate died). */
   isAlive(): boolean {
-    return this.state() === STARTED;
+    return this.state() === B.STARTED;
   }
 
-  toString(): string {
+  override toString(): string {
     const state = this.state();
-    let status = state === INITIAL ? 'initial' : state === STARTED ? 'started' : 'stopped';
-    if (this._daemon) status += ' daemon';
+    let status = state === B.INITIAL ? 'initial' : state === B.STARTED ? 'started' : 'stopped';
+    if (this.daemon) status += ' daemon';
     if (this.ident !== undefined) status += ` ${this.ident}`;
-    return `<Thread(${this.name}, ${status})>`;
+    return `<${this.constructor.name}(${this.#name}, ${status})>`;
   }
 
   [inspect.custom](): string {
     return this.toString();
   }
 
+  // ---- internals (also used by the thread side, body.ts) ----------------------------------
+
   private get i32(): Int32Array {
-    return this.block._heap.i32;
+    return this._heap.i32;
   }
 
   private get base(): number {
-    return this.block._offset >> 2;
+    return this._offset >> 2;
   }
 
   private state(): number {
-    return Atomics.load(this.i32, this.base + STATE);
+    return Atomics.load(this.i32, this.base + B.STATE);
   }
 
-  private markStopped(): void {
-    Atomics.store(this.i32, this.base + STATE, STOPPED);
-    Atomics.notify(this.i32, this.base + STATE);
+  /** @internal the thread side: what run() calls by default */
+  _setTargetForRun(fn: ((...args: unknown[]) => unknown) | undefined, args: readonly unknown[]): void {
+    this.#fn = fn;
+    this.#args = args;
   }
 
-  private takeResult(): R {
-    const h = heap();
-    const offset = Atomics.exchange(this.i32, this.base + RESULT, 0);
-    if (offset === 0) return undefined as R;
-    h.ensureMapped(offset + h.capacity(offset));
-    try {
-      return decodeValue(h.buf, offset) as R;
-    } finally {
-      dropReference(offset);
+  /** @internal own fields a subclass added (copied to the thread and back) */
+  _ownFields(): Record<string, unknown> {
+    const fields: Record<string, unknown> = {};
+    for (const key of Object.keys(this)) if (!BOOKKEEPING.has(key)) fields[key] = (this as Record<string, unknown>)[key];
+    return fields;
+  }
+
+  /**
+   * @internal The thread (or its parent, for a dead isolate) marks it stopped with an error
+   * that the parent reports. Exactly one caller wins.
+   */
+  _markDead(error: unknown): void {
+    const h = this._heap;
+    if (Atomics.compareExchange(h.i32, this.base + B.STATE, B.STARTED, B.STOPPED) !== B.STARTED) return;
+    if (h.i32[this.base + B.EXCEPTION] === 0) storeEncoded(h, this._offset, B.EXCEPTION, error, 'exception');
+    unregisterThread(this._offset);
+    Atomics.notify(h.i32, this.base + B.STATE);
+  }
+
+  #subclassInit(): ThreadInit['subclass'] {
+    if (this.#classModule === undefined) return undefined;
+    return { module: this.#classModule, name: this.constructor.name, fields: encodeToBytes(this._ownFields(), 'fields') };
+  }
+
+  #checkJoinable(): void {
+    if (this.state() === B.INITIAL) throw new ThreadError('cannot join thread before it is started');
+    if (this._offset === currentThread()._offset) throw new ThreadError('cannot join current thread');
+  }
+
+  /** In the parent, when the thread has ended: fields back, excepthook, isolate back to the pool. Once. */
+  #afterEnd(): void {
+    if (!this.#isParent || this.#ended) return;
+    this.#ended = true;
+    const h = this._heap;
+    const fields = takeEncoded(h, this._offset, B.RESULT) as Record<string, unknown> | undefined;
+    if (fields !== undefined) Object.assign(this, fields);
+    const failed = Atomics.load(h.i32, this.base + B.EXCEPTION) !== 0;
+    const error = takeEncoded(h, this._offset, B.EXCEPTION);
+    childrenAlive--;
+    if (this.#isolate !== undefined && this.#isolate.worker.threadId >= 0) releaseIsolate(this.#isolate);
+    this.#isolate = undefined;
+    if (failed) reportThreadException(this, error);
+  }
+
+  /** From the event loop: notice the end of a thread nobody joins. */
+  async #watchForEnd(): Promise<void> {
+    // futexWaitAsync keeps the loop alive only while it waits; the process keep-alive decides.
+    while (this.state() === B.STARTED) await futexWaitAsync(this.i32, this.base + B.STATE, B.STARTED, Infinity);
+    this.#afterEnd();
+  }
+
+  #isolateExited(code: number, error: Error | undefined): void {
+    if (this.state() === B.STARTED) {
+      this._markDead(error ?? new ThreadError(`the thread's isolate exited with code ${code} before the thread ended`));
     }
+    this.#isolate = undefined;
+    this.#afterEnd();
+  }
+
+  /** A blocked join cannot see the isolate's exit event: check that its OS thread still exists. */
+  #checkIsolateAlive(): void {
+    const tid = this.nativeId;
+    if (tid === undefined || existsSync(`/proc/self/task/${tid}`)) return;
+    this._markDead(new ThreadError(`the thread's isolate died (OS thread ${tid} is gone): out of memory or killed`));
   }
 }
+
+registerKind(Kind.Thread, {
+  name: 'Thread',
+  revive: (offset) => reviveAs(offset, () => new Thread()),
+  destroy: (h, offset) => {
+    for (const slot of [B.RESULT, B.EXCEPTION]) {
+      const block = h.i32[(offset >> 2) + slot]!;
+      if (block === 0) continue;
+      dropEncoded(h.buf, block);
+      dropReference(block);
+    }
+  },
+});
+
+// ---- encoded values in a thread block ---------------------------------------------------------
+
+/** Encodes `value` into a new block and stores its offset in `slot` (which owns it). */
+export function storeEncoded(h: ReturnType<typeof heap>, block: number, slot: number, value: unknown, root: string): void {
+  const bytes = encodeToBytes(value, root);
+  const bytesBlock = h.alloc(bytes.length, Kind.Bytes);
+  h.u8.set(bytes, bytesBlock);
+  Atomics.store(h.i32, (block >> 2) + slot, bytesBlock);
+}
+
+function takeEncoded(h: ReturnType<typeof heap>, block: number, slot: number): unknown {
+  const bytesBlock = Atomics.exchange(h.i32, (block >> 2) + slot, 0);
+  if (bytesBlock === 0) return undefined;
+  h.ensureMapped(h.topBytes());
+  try {
+    return decodeValue(h.buf, bytesBlock);
+  } finally {
+    dropReference(bytesBlock);
+  }
+}
+
+/** Threads this isolate started that have not ended (an isolate must not exit under them). */
+let childrenAlive = 0;
+
+export function hasLiveChildren(): boolean {
+  return childrenAlive > 0;
+}
+
+// ---- this thread, the main thread, the live threads ---------------------------------------------
+
+let current: Thread | undefined;
+
+/** @internal the thread side sets the Thread object it runs */
+export function setCurrentThread(thread: Thread | undefined): void {
+  current = thread;
+}
+
+/** The Thread object of the calling thread (inside a target too). */
+export function currentThread(): Thread {
+  if (current === undefined) current = ensureMainThread();
+  return current;
+}
+
+/** The main thread (the one that started the program). */
+export function mainThread(): Thread {
+  const main = ensureMainThread();
+  return main;
+}
+
+let mainObject: Thread | undefined;
+
+/** The main thread's block is created (and registered) by the thread that created the heap. */
+function ensureMainThread(): Thread {
+  if (mainObject !== undefined) return mainObject;
+  const h = heap();
+  const block = Atomics.load(h.i32, MAIN_BLOCK);
+  if (block !== 0) {
+    mainObject = wrapperFor(block) as Thread;
+    return mainObject;
+  }
+  if (!isHeapCreator()) throw new ThreadError('threadkit: the main thread is not registered');
+  mainObject = new _MainThread();
+  return mainObject;
+}
+
+class _MainThread extends Thread {
+  constructor() {
+    super({ name: 'MainThread', daemon: false });
+    const h = this._heap;
+    const base = this._offset >> 2;
+    h.i32[base + B.FLAGS] = B.MAIN;
+    h.i32[base + B.IDENT] = Atomics.load(h.i32, S_MAIN_IDENT);
+    h.i32[base + B.NATIVE_ID] = readNativeId();
+    h.i32[base + B.STATE] = B.STARTED;
+    h.retain(this._offset); // the root slot's reference
+    Atomics.store(h.i32, MAIN_BLOCK, this._offset);
+    registerThread(this._offset);
+    rememberIdentity(this);
+  }
+}
+
+/** Every live thread in the process, whichever thread started it. */
+export function enumerate(): Thread[] {
+  ensureMainThread();
+  return liveThreadBlocks().map((block) => {
+    const h = heap();
+    h.ensureMapped(block + B.BLOCK_BYTES);
+    return reviveHandleAsThread(block);
+  });
+}
+
+function reviveHandleAsThread(block: number): Thread {
+  // liveThreadBlocks added a reference for us: wrapperFor adds another, so drop one.
+  const thread = wrapperFor(block) as Thread;
+  dropReference(block);
+  return thread;
+}
+
+/** The number of live threads (the length of `enumerate()`). */
+export function activeCount(): number {
+  ensureMainThread();
+  return liveCount();
+}
+
+/** This thread's ident. */
+export function getIdent(): number {
+  return currentIdent();
+}
+
+let nativeId = 0;
+
+/** This thread's OS thread id (Linux TID). */
+export function getNativeId(): number {
+  return (nativeId ||= readNativeId());
+}
+
+export function readNativeId(): number {
+  try {
+    // "/proc/thread-self" links to "<pid>/task/<tid>".
+    return Number(readlinkSync('/proc/thread-self').split('/').pop()) || process.pid;
+  } catch {
+    return process.pid;
+  }
+}
+
+// ---- process exit waits for non-daemon threads ------------------------------------------------
+
+let keepingAlive = false;
+
+/**
+ * In the main thread: hold the event loop open while any non-daemon thread lives (threads'
+ * isolates are unref'd), so Node exits when only daemon threads are left, as Python does.
+ */
+function keepProcessAlive(): void {
+  if (keepingAlive || !isHeapCreator()) return;
+  keepingAlive = true;
+  void (async () => {
+    const h = heap();
+    for (;;) {
+      const live = Atomics.load(h.i32, NON_DAEMON);
+      if (live === 0) break;
+      // futexWaitAsync holds the loop open while it waits; changers of the count notify.
+      await futexWaitAsync(h.i32, NON_DAEMON, live, Infinity);
+    }
+    keepingAlive = false;
+  })();
+}
+
+// ---- names and class modules ---------------------------------------------------------------
 
 function defaultName(target: FunctionDescriptor | undefined): string {
   const n = Atomics.add(heap().i32, S_NEXT_THREAD_NO, 1) + 1;
@@ -252,120 +465,34 @@ function defaultName(target: FunctionDescriptor | undefined): string {
   return targetName ? `Thread-${n} (${targetName})` : `Thread-${n}`;
 }
 
+const THREADKIT_DIST = new URL('..', import.meta.url).href;
+
 /** The module that called into threadkit (relative `import()` in a target resolves there). */
 function callerModule(): string | undefined {
-  const stack = new Error().stack?.split('\n') ?? [];
-  for (const line of stack.slice(2)) {
-    const match = /(file:\/\/[^\s):]+|\/[^\s):]+)(?::\d+){0,2}\)?$/.exec(line.trim());
-    if (match && !match[1]!.includes('/threadkit/dist/') && !match[1]!.includes('/dist/thread/')) return match[1];
-  }
+  for (const url of stackUrls()) if (!url.startsWith(THREADKIT_DIST)) return url;
   return undefined;
 }
 
-/** The default excepthook: Python's "Exception in thread NAME:" and the stack, to stderr. */
-export function reportException(name: string, error: unknown): void {
-  const text = error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : `Uncaught ${inspect(error)}`;
-  process.stderr.write(`Exception in thread ${name}:\n${text}\n`);
+function stackUrls(): string[] {
+  const urls: string[] = [];
+  for (const line of (new Error().stack ?? '').split('\n').slice(1)) {
+    const match = /\(?((?:file|data|https?):\/\/[^\s)]+?|\/[^\s)]+?)(?::\d+){1,2}\)?$/.exec(line.trim());
+    if (match) urls.push(match[1]!.startsWith('/') ? `file://${match[1]}` : match[1]!);
+  }
+  return urls;
 }
 
-// ---- the thread's side (runs inside the worker) ---------------------------------------------
-
-let typescriptReady: Promise<void> | undefined;
-
-/**
- * Installs the TypeScript loader in this thread (once) when the parent ran under tsx: Node 20
- * does not carry loader hooks into workers, so the thread registers tsx itself.
- */
-function loadTypeScript(loader: string | undefined): Promise<void> {
-  if (loader === undefined) return Promise.resolve();
-  return (typescriptReady ??= import(loader).then((api: { register: () => unknown }) => {
-    api.register();
-  }));
+/** Where a Thread subclass is defined: `static module`, else its constructor's frame on the stack. */
+function classModule(Class: typeof Thread): string {
+  if (Class.module !== undefined) return Class.module instanceof URL ? Class.module.href : String(Class.module);
+  for (const line of (new Error().stack ?? '').split('\n')) {
+    if (!line.includes(`new ${Class.name} `)) continue;
+    const match = /\(((?:file|data):\/\/[^\s)]+?|\/[^\s)]+?)(?::\d+){1,2}\)$/.exec(line.trim());
+    if (match) return match[1]!.startsWith('/') ? `file://${match[1]}` : match[1]!;
+  }
+  throw new TypeError(`cannot find the module that defines class ${Class.name}: add \`static module = import.meta.url\` to the class (it must be exported)`);
 }
 
-const TYPESCRIPT_FILE = /\.(ts|mts|cts|tsx)(\?.*)?$/;
-
-async function loadTarget(target: FunctionDescriptor, init: ThreadInit): Promise<(...args: unknown[]) => unknown> {
-  if (target.kind === 'source') {
-    // A self-contained function may `await import('./x.ts')`: have the loader ready.
-    if (/\bimport\s*\(/.test(target.source)) await loadTypeScript(init.typescriptLoader);
-    return compileSource(target.source);
-  }
-  if (TYPESCRIPT_FILE.test(target.module)) await loadTypeScript(init.typescriptLoader);
-  let module: Record<string, unknown>;
-  try {
-    module = (await import(target.module)) as Record<string, unknown>;
-  } catch (error) {
-    throw new TypeError(`Thread target: cannot import module ${target.module} (for export "${target.name}"): ${(error as Error).message}`, { cause: error });
-  }
-  const fn = module[target.name];
-  if (typeof fn !== 'function') {
-    throw new TypeError(`Thread target: module ${target.module} has no exported function "${target.name}" (found ${describe(fn)})`);
-  }
-  return fn as (...args: unknown[]) => unknown;
-}
-
-/** Runs a thread's target inside its worker, then publishes the result and ends the thread. */
-export async function runThreadBody(init: ThreadInit): Promise<void> {
-  const h = heap();
-  const base = init.threadBlock >> 2;
-  currentIsDaemon = init.daemon;
-  Atomics.store(h.i32, base + NATIVE_ID, readNativeId());
-  let finished = false;
-  const finish = (result: unknown): void => {
-    if (finished) return;
-    finished = true;
-    publishResult(init, result);
-    // Stopped first, then wake: joiners sleep only while the word says STARTED.
-    Atomics.store(h.i32, base + STATE, STOPPED);
-    Atomics.notify(h.i32, base + STATE);
-    dropReference(init.threadBlock);
-    releaseAllHeld();
-  };
-  // process.exit() inside the target ends the isolate at once; joiners must still wake.
-  process.on('exit', () => finish(undefined));
-  let result: unknown;
-  try {
-    const args = decodeValue(init.args) as unknown[];
-    if (init.target !== undefined) {
-      const fn = await loadTarget(init.target, init);
-      try {
-        result = await fn(...args);
-      } catch (error) {
-        throw init.target.kind === 'source' ? explainMissingName(error, 'the thread target') : error;
-      }
-    }
-  } catch (error) {
-    reportException(init.name, error);
-  }
-  finish(result);
-  // End the isolate now (a thread ends when its target returns, even if it left timers), but
-  // only after stdout and stderr have handed their pending output to the parent.
-  await new Promise((resolve) => process.stdout.write('', resolve));
-  await new Promise((resolve) => process.stderr.write('', resolve));
-  process.exit(0);
-}
-
-function publishResult(init: ThreadInit, result: unknown): void {
-  if (result === undefined) return;
-  const h = heap();
-  let bytes: Uint8Array;
-  try {
-    bytes = encodeValue(result, 'result');
-  } catch (error) {
-    reportException(init.name, error);
-    return;
-  }
-  const block = h.alloc(bytes.length, Kind.Bytes);
-  h.u8.set(bytes, block);
-  Atomics.store(h.i32, (init.threadBlock >> 2) + RESULT, block);
-}
-
-function readNativeId(): number {
-  try {
-    // "/proc/thread-self" links to "<pid>/task/<tid>".
-    return Number(readlinkSync('/proc/thread-self').split('/').pop()) || 0;
-  } catch {
-    return 0;
-  }
+function isInternalSubclass(Class: unknown): boolean {
+  return Class === _MainThread;
 }

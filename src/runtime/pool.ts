@@ -1,0 +1,128 @@
+/**
+ * Isolates kept warm for reuse. A worker isolate costs tens of milliseconds to start; when a
+ * thread ends, its isolate waits a while (`keepIdleMs`) for another thread to run, so that
+ * `start()` + `join()` of a short thread costs microseconds instead.
+ *
+ * Each isolate has a mailbox block in the heap: [STATE, INIT]. The isolate stores IDLE and
+ * sleeps on STATE (Atomics.waitAsync, so its event loop stays free for its own children).
+ * A parent hands it a thread by writing INIT, then compareExchange IDLE → ASSIGNED, then
+ * notify; the isolate wakes, sees ASSIGNED and runs it. An isolate that waited long enough
+ * leaves with compareExchange IDLE → EXITED. Whichever compareExchange wins decides, so a
+ * thread is never handed to an isolate that is leaving.
+ *
+ * What persists in a reused isolate: modules it imported (and their top-level state), globals
+ * a target set, compiled functions. What does not: the thread's name, ident, `currentThread()`,
+ * `local()` values. Opt out with `configureThreads({ keepIdleMs: 0 })`.
+ */
+
+import { Worker } from 'node:worker_threads';
+import { encodeValue } from '../shm/codec.js';
+import { heap } from '../shm/current.js';
+import { futexWait } from '../shm/futex.js';
+import { Kind, dropReference } from '../shm/handles.js';
+import { ASSIGNED, BUSY, IDLE, MAILBOX_INIT, MAILBOX_STATE, type ThreadInit, type WorkerData } from './messages.js';
+import { workerEntry, workerExecArgv } from './spawn.js';
+
+export interface PooledWorker {
+  worker: Worker;
+  mailbox: number;
+  stackBytes: number;
+  /** Called when the isolate exits, with the error that killed it if any. */
+  onExit: ((code: number, error: Error | undefined) => void) | undefined;
+  lastError: Error | undefined;
+}
+
+const idle: PooledWorker[] = [];
+let keepIdleMs = 5000;
+let stackBytes = 0;
+
+export interface ThreadsConfig {
+  /** How long a finished thread's isolate waits for another thread (ms); 0 = never reuse. @default 5000 */
+  keepIdleMs?: number;
+}
+
+/** Sets how threads are started (reuse of warm isolates). */
+export function configureThreads(config: ThreadsConfig): void {
+  if (config.keepIdleMs !== undefined) {
+    if (typeof config.keepIdleMs !== 'number' || !(config.keepIdleMs >= 0)) {
+      throw new RangeError(`configureThreads: keepIdleMs must be a non-negative number of milliseconds, got ${String(config.keepIdleMs)}`);
+    }
+    keepIdleMs = config.keepIdleMs;
+  }
+}
+
+/** threading.stack_size: the stack size (bytes) of threads started from now on; 0 = default. */
+export function setStackBytes(bytes: number): void {
+  stackBytes = bytes;
+}
+
+export function getStackBytes(): number {
+  return stackBytes;
+}
+
+/**
+ * Runs a thread on a warm isolate when one is idle, else on a new one.
+ * @throws whatever `new Worker` throws (the caller undoes the start).
+ */
+export function runOnIsolate(init: ThreadInit): PooledWorker {
+  for (let i = idle.length - 1; i >= 0; i--) {
+    const candidate = idle[i]!;
+    if (candidate.stackBytes !== stackBytes) continue;
+    idle.splice(i, 1);
+    if (handOver(candidate, init)) return candidate;
+  }
+  return spawnIsolate(init);
+}
+
+/** The thread on `pooled` has ended: its isolate may take another. */
+export function releaseIsolate(pooled: PooledWorker): void {
+  if (keepIdleMs > 0 && !idle.includes(pooled)) idle.push(pooled);
+}
+
+function handOver(pooled: PooledWorker, init: ThreadInit): boolean {
+  const h = heap();
+  const state = pooled.mailbox >> 2;
+  // The isolate may still be finishing the previous thread's epilogue (BUSY): that takes
+  // microseconds, so wait for its IDLE briefly rather than start a new isolate.
+  if (Atomics.load(h.i32, state + MAILBOX_STATE) === BUSY) futexWait(h.i32, state + MAILBOX_STATE, BUSY, performance.now() + 20);
+  const bytes = encodeValue(init, 'thread');
+  const block = h.alloc(bytes.length, Kind.Bytes);
+  h.u8.set(bytes, block);
+  h.i32[state + MAILBOX_INIT] = block;
+  // INIT is written before the compareExchange publishes ASSIGNED; the isolate reads it after.
+  if (Atomics.compareExchange(h.i32, state + MAILBOX_STATE, IDLE, ASSIGNED) !== IDLE) {
+    dropReference(block); // it left (EXITED) or is still busy: not ours to use
+    return false;
+  }
+  Atomics.notify(h.i32, state + MAILBOX_STATE);
+  return true;
+}
+
+function spawnIsolate(init: ThreadInit): PooledWorker {
+  const h = heap();
+  const mailbox = h.alloc(8, Kind.Bytes);
+  const data: WorkerData = { sab: h.sab, mailbox, keepIdleMs, first: init };
+  const options: ConstructorParameters<typeof Worker>[1] = { workerData: data, execArgv: workerExecArgv };
+  if (stackBytes > 0) options.resourceLimits = { stackSizeMb: stackBytes / (1024 * 1024) };
+  let worker: Worker;
+  try {
+    worker = new Worker(workerEntry, options);
+  } catch (error) {
+    dropReference(mailbox);
+    throw error;
+  }
+  // Threads never hold the process open by themselves: the main thread's keep-alive counts
+  // live non-daemon threads instead (thread.ts), as Python's shutdown does.
+  worker.unref();
+  const pooled: PooledWorker = { worker, mailbox, stackBytes, onExit: undefined, lastError: undefined };
+  worker.on('error', (error) => {
+    pooled.lastError = error;
+  });
+  worker.on('exit', (code) => {
+    const at = idle.indexOf(pooled);
+    if (at >= 0) idle.splice(at, 1);
+    pooled.onExit?.(code, pooled.lastError);
+    dropReference(mailbox);
+  });
+  return pooled;
+}

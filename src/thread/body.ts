@@ -1,0 +1,139 @@
+/**
+ * The thread side: what an isolate does to run one thread. Take the thread's ident, build its
+ * Thread object (the subclass's, with the fields the parent copied), run it, then publish the
+ * fields and any escaped error in the thread block, mark it STOPPED (waking joiners) and leave
+ * the live list. Runs inside the worker (runtime/worker.ts), once per thread the isolate runs.
+ */
+
+import { ThreadError } from '../errors.js';
+import { setCurrentIdent, heap } from '../shm/current.js';
+import { decodeValue } from '../shm/codec.js';
+import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
+import { dropReference, rememberIdentity, reviveAs } from '../shm/handles.js';
+import type { ThreadInit } from '../runtime/messages.js';
+import { clearThreadLocals } from './local.js';
+import { unregisterThread } from './registry.js';
+import * as B from './thread-block.js';
+import { Thread, readNativeId, setCurrentThread, storeEncoded } from './thread.js';
+
+export { hasLiveChildren } from './thread.js';
+
+let running: { thread: Thread; init: ThreadInit } | undefined;
+
+/** `process.exit()` inside a thread ends the isolate at once: the thread still ends cleanly. */
+export function onIsolateExit(code: number): void {
+  if (running === undefined) return;
+  const { thread } = running;
+  running = undefined;
+  thread._markDead(new ThreadError(`process.exit(${code}) was called in thread ${thread.name}: it ended the thread's isolate`));
+}
+
+let typescriptReady: Promise<void> | undefined;
+
+/**
+ * Installs the TypeScript loader in this isolate (once) when the parent ran under tsx: Node 20
+ * does not carry loader hooks into workers, so the thread registers tsx itself.
+ */
+function loadTypeScript(loader: string | undefined): Promise<void> {
+  if (loader === undefined) return Promise.resolve();
+  return (typescriptReady ??= import(loader).then((api: { register: () => unknown }) => {
+    api.register();
+  }));
+}
+
+const TYPESCRIPT_FILE = /\.(ts|mts|cts|tsx)(\?.*)?$/;
+
+async function importModule(url: string, init: ThreadInit, what: string): Promise<Record<string, unknown>> {
+  if (TYPESCRIPT_FILE.test(url)) await loadTypeScript(init.typescriptLoader);
+  try {
+    return (await import(url)) as Record<string, unknown>;
+  } catch (error) {
+    throw new TypeError(`${what}: cannot import module ${url}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+async function loadTarget(target: FunctionDescriptor, init: ThreadInit): Promise<(...args: unknown[]) => unknown> {
+  if (target.kind === 'source') {
+    // A self-contained function may `await import('./x.ts')`: have the loader ready.
+    if (/\bimport\s*\(/.test(target.source)) await loadTypeScript(init.typescriptLoader);
+    const fn = compileSource(target.source);
+    return (...args: unknown[]) => {
+      try {
+        const result = fn(...args);
+        return result instanceof Promise ? result.catch((error: unknown) => Promise.reject(explainMissingName(error, 'the thread target'))) : result;
+      } catch (error) {
+        throw explainMissingName(error, 'the thread target');
+      }
+    };
+  }
+  const module = await importModule(target.module, init, `Thread target "${target.name}"`);
+  const fn = module[target.name];
+  if (typeof fn !== 'function') throw new TypeError(`Thread target: module ${target.module} has no exported function "${target.name}" (found ${typeof fn})`);
+  return fn as (...args: unknown[]) => unknown;
+}
+
+/** Builds this thread's Thread object: the subclass's (fields copied in) or a plain Thread. */
+async function threadObject(init: ThreadInit): Promise<Thread> {
+  if (init.subclass === undefined) return reviveAs(init.threadBlock, () => new Thread());
+  // (A revived wrapper adopts the reference the parent handed over with the block.)
+  const { module, name } = init.subclass;
+  const exports = await importModule(module, init, `Thread subclass ${name}`);
+  const Class = Object.values(exports).find((value) => typeof value === 'function' && value.name === name && value.prototype instanceof Thread);
+  if (Class === undefined) {
+    throw new TypeError(`Thread subclass ${name} is not exported from ${module}: export the class (threadkit imports it in the thread), or set \`static module\` to the module that exports it`);
+  }
+  // Thread's constructor only (as a revival); the subclass's own state arrives as fields.
+  return reviveAs(init.threadBlock, () => Reflect.construct(Thread, [], Class as typeof Thread));
+}
+
+/** Runs one thread in this isolate, from start to STOPPED. Never throws. */
+export async function runThreadBody(init: ThreadInit): Promise<void> {
+  const h = heap();
+  setCurrentIdent(init.ident);
+  Atomics.store(h.i32, (init.threadBlock >> 2) + B.NATIVE_ID, readNativeId());
+  let thread: Thread | undefined;
+  let error: unknown;
+  let failed = false;
+  try {
+    thread = await threadObject(init);
+    rememberIdentity(thread);
+    setCurrentThread(thread);
+    running = { thread, init };
+    if (init.subclass !== undefined) Object.assign(thread, decodeValue(init.subclass.fields));
+    const args = decodeValue(init.args) as unknown[];
+    thread._setTargetForRun(init.target === undefined ? undefined : await loadTarget(init.target, init), args);
+    const returned = await thread.run();
+    if (returned !== undefined) thread.result = returned as never;
+  } catch (caught) {
+    failed = true;
+    error = caught;
+  }
+  finish(init, thread, failed, error);
+}
+
+function finish(init: ThreadInit, thread: Thread | undefined, failed: boolean, error: unknown): void {
+  if (running === undefined && thread !== undefined) return; // ended by process.exit
+  running = undefined;
+  const h = heap();
+  const block = init.threadBlock;
+  if (thread !== undefined) {
+    try {
+      storeEncoded(h, block, B.RESULT, thread._ownFields(), 'thread result');
+    } catch (encodeError) {
+      if (!failed) {
+        failed = true;
+        error = encodeError;
+      }
+    }
+  }
+  if (failed) storeEncoded(h, block, B.EXCEPTION, error, 'exception');
+  // Published above, then STOPPED, then wake: joiners sleep only while the word is STARTED.
+  Atomics.store(h.i32, (block >> 2) + B.STATE, B.STOPPED);
+  unregisterThread(block);
+  Atomics.notify(h.i32, (block >> 2) + B.STATE);
+  clearThreadLocals();
+  setCurrentThread(undefined);
+  // The parent handed over one reference with the block; the Thread object adopted it, unless
+  // building that object failed.
+  if (thread === undefined) dropReference(block);
+}

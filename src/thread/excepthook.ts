@@ -1,0 +1,61 @@
+/**
+ * threading.excepthook: what happens to an error that escapes a thread's run(). The thread
+ * hands the error to the thread that started it, where the hook runs (before `join()` returns
+ * there, or from its event loop if nobody joins).
+ */
+
+import { inspect } from 'node:util';
+import { describe } from '../shm/futex.js';
+import type { Thread } from './thread.js';
+
+export interface ExceptHookArgs {
+  /** The error's class name ("TypeError", "ThreadError", …). */
+  excType: string;
+  /** The error itself (or whatever was thrown). */
+  excValue: unknown;
+  /** The stack text, when there is one. */
+  excTraceback: string | undefined;
+  /** The thread it escaped from. */
+  thread: Thread | undefined;
+}
+
+export type ExceptHook = (args: ExceptHookArgs) => void;
+
+/** The default hook: Python's "Exception in thread NAME:" and the stack, on stderr. */
+export function excepthook(args: ExceptHookArgs): void {
+  const name = args.thread?.name ?? 'unknown thread';
+  const text = args.excTraceback ?? (args.excValue instanceof Error ? `${args.excValue.name}: ${args.excValue.message}` : `${args.excType}: ${inspect(args.excValue)}`);
+  process.stderr.write(`Exception in thread ${name}:\n${text}\n`);
+}
+
+let currentHook: ExceptHook = excepthook;
+
+/**
+ * Sets the hook for threads started from this thread (`undefined` restores the default).
+ * @throws TypeError when `hook` is not a function.
+ */
+export function setExcepthook(hook: ExceptHook | undefined): void {
+  if (hook !== undefined && typeof hook !== 'function') throw new TypeError(`setExcepthook(hook): expected a function or undefined, got ${describe(hook)}`);
+  currentHook = hook ?? excepthook;
+}
+
+/** The hook in force in this thread. */
+export function getExcepthook(): ExceptHook {
+  return currentHook;
+}
+
+/** Calls the hook for an error that escaped `thread`; a hook that throws is reported, not raised. */
+export function reportThreadException(thread: Thread | undefined, error: unknown): void {
+  const args: ExceptHookArgs = {
+    excType: error instanceof Error ? error.name : typeof error,
+    excValue: error,
+    excTraceback: error instanceof Error ? error.stack : undefined,
+    thread,
+  };
+  try {
+    currentHook(args);
+  } catch (hookError) {
+    process.stderr.write(`Exception in threading.excepthook:\n${hookError instanceof Error ? hookError.stack : inspect(hookError)}\n`);
+    excepthook(args);
+  }
+}

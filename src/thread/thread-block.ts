@@ -1,0 +1,55 @@
+/**
+ * The shared record of one thread, in the heap, so that any thread can see it (`enumerate()`,
+ * `join()` from anywhere, `isAlive()`), and the thread itself can publish its end.
+ *
+ * | slot   | field     | meaning                                                              |
+ * |--------|-----------|----------------------------------------------------------------------|
+ * | 0      | STATE     | INITIAL 0, STARTED 1, STOPPED 2 (joiners sleep while it is STARTED)  |
+ * | 1      | IDENT     | the thread's ident (0 before start)                                  |
+ * | 2      | NATIVE_ID | the OS thread id, written by the thread                              |
+ * | 3      | RESULT    | encoded `{ fields }` the thread hands back (one reference), or 0     |
+ * | 4      | FLAGS     | DAEMON 1, MAIN 2                                                     |
+ * | 5      | EXCEPTION | encoded error that escaped run() (one reference), or 0               |
+ * | 6      | PARENT    | ident of the thread that started it                                 |
+ * | 7, 8   | NEXT/PREV | links of the live-thread list (registry.ts), guarded by its mutex    |
+ * | 9      | NAME_LEN  | bytes of the name below                                              |
+ * | 10..41 | NAME      | the name, UTF-8, at most NAME_BYTES (for views from other threads)   |
+ *
+ * The thread writes RESULT and EXCEPTION before it stores STOPPED and notifies, so a joiner
+ * that sees STOPPED also sees them.
+ */
+
+import type { Heap } from '../shm/heap.js';
+
+export const STATE = 0;
+export const IDENT = 1;
+export const NATIVE_ID = 2;
+export const RESULT = 3;
+export const FLAGS = 4;
+export const EXCEPTION = 5;
+export const PARENT = 6;
+export const NEXT = 7;
+export const PREV = 8;
+export const NAME_LEN = 9;
+export const NAME = 10;
+
+export const NAME_BYTES = 128;
+export const BLOCK_BYTES = NAME * 4 + NAME_BYTES;
+
+export const INITIAL = 0;
+export const STARTED = 1;
+export const STOPPED = 2;
+
+export const DAEMON = 1;
+export const MAIN = 2;
+
+export function writeName(h: Heap, block: number, name: string): void {
+  const bytes = Buffer.from(name, 'utf8').subarray(0, NAME_BYTES);
+  h.u8.set(bytes, block + NAME * 4);
+  Atomics.store(h.i32, (block >> 2) + NAME_LEN, bytes.length);
+}
+
+export function readName(h: Heap, block: number): string {
+  const length = Atomics.load(h.i32, (block >> 2) + NAME_LEN);
+  return h.buf.toString('utf8', block + NAME * 4, block + NAME * 4 + length);
+}
