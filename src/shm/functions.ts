@@ -81,14 +81,20 @@ const compiled = new Map<string, (...args: unknown[]) => unknown>();
 /**
  * Compiles a self-contained function's source, once per thread. `__name` is defined as a
  * harmless parameter because tsx/esbuild (keepNames) inserts `__name(fn, "fn")` calls into the
- * source text of functions with inner named functions.
+ * source text of functions with inner named functions. With an `origin`, `import('./x.js')`
+ * inside resolves against that module (where the function was written), not against threadkit.
  */
-export function compileSource(source: string): (...args: unknown[]) => unknown {
-  let fn = compiled.get(source);
+export function compileSource(source: string, origin?: string): (...args: unknown[]) => unknown {
+  const key = origin === undefined ? source : `${origin}\n${source}`;
+  let fn = compiled.get(key);
   if (fn === undefined) {
-    const body = `"use strict"; return (${asExpression(source)});`;
-    fn = new Function('__name', body)((f: unknown) => f) as (...args: unknown[]) => unknown;
-    compiled.set(source, fn);
+    let expression = asExpression(source);
+    if (origin !== undefined) expression = expression.replace(/\bimport\s*\(/g, '__import(');
+    const body = `"use strict"; return (${expression});`;
+    const importFrom = (specifier: string): Promise<unknown> =>
+      import(origin !== undefined && /^\.{1,2}\//.test(specifier) ? new URL(specifier, origin).href : specifier);
+    fn = new Function('__name', '__import', body)((f: unknown) => f, importFrom) as (...args: unknown[]) => unknown;
+    compiled.set(key, fn);
   }
   return fn;
 }

@@ -16,8 +16,18 @@ export const TIMEOUT_MAX = 9_223_372_036_854;
 /** How many times a contended fast path re-reads a word before it parks the thread. */
 export const SPIN_LIMIT = 100;
 
-/** How many times a waiter re-reads its futex word before it sleeps (~3 µs at ~15 ns a load). */
-const WAIT_SPIN_LIMIT = 200;
+/** How long a waiter re-reads its futex word before it sleeps, by default (µs). */
+const WAIT_SPIN_MICROS = 5;
+
+/** Re-reads the word for up to `micros`; true as soon as it no longer holds `expected`. */
+function spinUntilChanged(i32: Int32Array, index: number, expected: number, micros: number): boolean {
+  if (micros <= 0) return false;
+  const until = performance.now() + micros / 1000;
+  do {
+    for (let i = 0; i < 64; i++) if (Atomics.load(i32, index) !== expected) return true;
+  } while (performance.now() < until);
+  return false;
+}
 
 /** Monotonic deadline for a timeout in ms (Infinity for none). */
 export function deadlineAfter(timeoutMs: number): number {
@@ -36,12 +46,11 @@ export function msUntil(deadline: number): number {
  * once the deadline has really passed: Atomics.wait can return a little early, so it loops on the
  * remaining time. A return of 'ok' may be spurious; callers re-check their condition.
  */
-export function futexWait(i32: Int32Array, index: number, expected: number, deadline: number): WaitResult {
+export function futexWait(i32: Int32Array, index: number, expected: number, deadline: number, spinMicros = WAIT_SPIN_MICROS): WaitResult {
   // A wake usually comes within microseconds when the other thread is running: re-read the
-  // word for a while before paying for a sleep (~50 µs to park and wake across cores).
-  for (let spin = 0; spin < WAIT_SPIN_LIMIT; spin++) {
-    if (Atomics.load(i32, index) !== expected) return 'not-equal';
-  }
+  // word for a while before paying for a sleep (parking and waking across cores costs tens of
+  // microseconds on both sides here).
+  if (spinUntilChanged(i32, index, expected, spinMicros)) return 'not-equal';
   for (;;) {
     const left = msUntil(deadline);
     if (left === 0) return 'timed-out';

@@ -14,7 +14,7 @@ import type { ThreadInit } from '../runtime/messages.js';
 import { clearThreadLocals } from './local.js';
 import { unregisterThread } from './registry.js';
 import * as B from './thread-block.js';
-import { Thread, readNativeId, setCurrentThread, storeEncoded } from './thread.js';
+import { Thread, getNativeId, setCurrentThread, storeEncoded } from './thread.js';
 
 export { hasLiveChildren } from './thread.js';
 
@@ -56,7 +56,7 @@ async function loadTarget(target: FunctionDescriptor, init: ThreadInit): Promise
   if (target.kind === 'source') {
     // A self-contained function may `await import('./x.ts')`: have the loader ready.
     if (/\bimport\s*\(/.test(target.source)) await loadTypeScript(init.typescriptLoader);
-    const fn = compileSource(target.source);
+    const fn = compileSource(target.source, target.origin);
     return (...args: unknown[]) => {
       try {
         const result = fn(...args);
@@ -90,7 +90,7 @@ async function threadObject(init: ThreadInit): Promise<Thread> {
 export async function runThreadBody(init: ThreadInit): Promise<void> {
   const h = heap();
   setCurrentIdent(init.ident);
-  Atomics.store(h.i32, (init.threadBlock >> 2) + B.NATIVE_ID, readNativeId());
+  Atomics.store(h.i32, (init.threadBlock >> 2) + B.NATIVE_ID, getNativeId());
   let thread: Thread | undefined;
   let error: unknown;
   let failed = false;

@@ -44,9 +44,9 @@ export const DAEMON = 1;
 export const MAIN = 2;
 
 export function writeName(h: Heap, block: number, name: string): void {
-  const bytes = Buffer.from(name, 'utf8').subarray(0, NAME_BYTES);
-  h.u8.set(bytes, block + NAME * 4);
-  Atomics.store(h.i32, (block >> 2) + NAME_LEN, bytes.length);
+  // Cut at NAME_BYTES; `write` never splits a multi-byte character.
+  const length = h.buf.write(name, block + NAME * 4, NAME_BYTES, 'utf8');
+  Atomics.store(h.i32, (block >> 2) + NAME_LEN, length);
 }
 
 export function readName(h: Heap, block: number): string {

@@ -43,6 +43,9 @@ const BOOKKEEPING = new Set(['_heap', '_offset', '_fresh']);
 /** How often a blocked `join()` checks that the thread's OS thread still exists (ms). */
 const LIVENESS_CHECK_MS = 100;
 
+/** A joiner spins this long (µs) before sleeping: short threads end sooner than a wake-up costs. */
+const JOIN_SPIN_MICROS = 200;
+
 export class Thread<R = unknown> extends SharedObject {
   /** Where a subclass is exported, when threadkit cannot find it: `static module = import.meta.url`. */
   static module?: string | URL;
@@ -75,7 +78,7 @@ export class Thread<R = unknown> extends SharedObject {
       return;
     }
     const { target, name, args = [], daemon } = options;
-    this.#target = target === undefined ? undefined : describeFunction(target, 'Thread target', callerModule());
+    this.#target = target === undefined ? undefined : describeThreadTarget(target);
     if (!Array.isArray(args)) throw new TypeError(`Thread args must be an array, got ${describe(args)}`);
     if (name !== undefined && typeof name !== 'string') throw new TypeError(`Thread name must be a string, got ${describe(name)}`);
     if (daemon !== undefined && typeof daemon !== 'boolean') throw new TypeError(`Thread daemon must be a boolean, got ${describe(daemon)}`);
@@ -173,7 +176,7 @@ export class Thread<R = unknown> extends SharedObject {
     // Sleep only while the state word says STARTED; the thread stores STOPPED, then notifies.
     while (this.state() === B.STARTED) {
       const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS);
-      if (futexWait(this.i32, this.base + B.STATE, B.STARTED, slice) === 'timed-out') {
+      if (futexWait(this.i32, this.base + B.STATE, B.STARTED, slice, JOIN_SPIN_MICROS) === 'timed-out') {
         this.#checkIsolateAlive();
         if (msUntil(deadline) === 0) break;
       }
@@ -466,6 +469,13 @@ function defaultName(target: FunctionDescriptor | undefined): string {
 }
 
 const THREADKIT_DIST = new URL('..', import.meta.url).href;
+
+/** A target's descriptor; a source that imports remembers the calling module (relative specifiers resolve there). */
+function describeThreadTarget(target: ThreadFunction): FunctionDescriptor {
+  const descriptor = describeFunction(target, 'Thread target');
+  if (descriptor.kind === 'source' && /\bimport\s*\(/.test(descriptor.source)) descriptor.origin = callerModule();
+  return descriptor;
+}
 
 /** The module that called into threadkit (relative `import()` in a target resolves there). */
 function callerModule(): string | undefined {
