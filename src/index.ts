@@ -28,3 +28,6 @@ export { SharedValue, sharedArray, type SharedValueKind } from './thread/shared-
 
 /** True in the program's main thread, false in threads (Node's `isMainThread`). */
 export const isMainThread: boolean = nodeIsMainThread;
+export { Future, type FutureWaitOptions } from './futures/future.js';
+export { ThreadPoolExecutor, type ThreadPoolOptions, type MapOptions } from './futures/thread-pool.js';
+export { wait, waitAsync, asCompleted, asCompletedAsync, FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED, type ReturnWhen, type WaitResult } from './futures/wait.js';

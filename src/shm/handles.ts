@@ -33,6 +33,7 @@ export enum Kind {
   SharedArray = 13,
   Local = 14,
   FunctionRef = 15,
+  Executor = 16,
 }
 
 export interface KindInfo {

@@ -1,0 +1,375 @@
+/**
+ * Future: CPython's `concurrent.futures.Future` in shared memory: any thread can complete it,
+ * wait for it, or cancel it, and it travels between threads by reference.
+ *
+ * | slot | field     | meaning                                                                 |
+ * |------|-----------|-------------------------------------------------------------------------|
+ * | 0    | STATE     | PENDING 0, RUNNING 1, CANCELLED 2, CANCELLED_AND_NOTIFIED 3, FINISHED 4  |
+ * |      |           | (futex word: waiters sleep while it holds the value they read)           |
+ * | 1    | LOCK      | mutex word: every state transition happens under it                      |
+ * | 2    | OUTCOME   | encoded result or exception (one reference), 0 before FINISHED           |
+ * | 3    | FAILED    | 1 when OUTCOME is an exception                                           |
+ * | 4    | RUNNER    | OS thread id of the thread running it (a waiter checks it is alive)       |
+ *
+ * A completer writes OUTCOME, then STATE, under LOCK, then notifies STATE and bumps the
+ * process-wide completion sequence (wait() / asCompleted() sleep on that one word), so a waiter
+ * that sees a final STATE also sees the outcome, and no completion is missed between a waiter's
+ * check and its sleep.
+ */
+
+import { existsSync } from 'node:fs';
+import { inspect } from 'node:util';
+import { CancelledError, InvalidStateError, ThreadError, TimeoutError } from '../errors.js';
+import { decodeValue, dropEncoded, encodeValue, forEachHandle } from '../shm/codec.js';
+import { heap } from '../shm/current.js';
+import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
+import { Kind, SharedObject, dropReference, registerKind, reviveAs } from '../shm/handles.js';
+import { S_ROOTS } from '../shm/heap.js';
+import { mutexLockSlow, mutexTryLock, mutexUnlock } from '../shm/mutex.js';
+import { address } from '../sync/options.js';
+
+const STATE = 0;
+const LOCK = 1;
+const OUTCOME = 2;
+const FAILED = 3;
+const RUNNER = 4;
+
+export const PENDING = 0;
+export const RUNNING = 1;
+export const CANCELLED = 2;
+export const CANCELLED_AND_NOTIFIED = 3;
+export const FINISHED = 4;
+
+const STATE_NAMES = ['PENDING', 'RUNNING', 'CANCELLED', 'CANCELLED', 'FINISHED'];
+
+/** Root slots: the completion sequence (bumped by every completion) and how many sleep on it. */
+export const COMPLETIONS = S_ROOTS + 8;
+export const COMPLETION_WAITERS = S_ROOTS + 9;
+
+/** How often a waiter checks that the thread running its future still exists (ms). */
+const LIVENESS_CHECK_MS = 100;
+
+export interface FutureWaitOptions {
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+type DoneCallback<R> = (future: Future<R>) => void;
+
+/** Callbacks added in this thread, by future offset; run here when the future is done. */
+const localCallbacks = new Map<number, { future: Future<unknown>; callbacks: DoneCallback<unknown>[] }>();
+
+export class Future<R = unknown> extends SharedObject implements PromiseLike<R> {
+  /** A new pending future (for custom executors and tests; executors make their own). */
+  constructor() {
+    super(Kind.Future, 20);
+  }
+
+  private get i32(): Int32Array {
+    return this._heap.i32;
+  }
+
+  private get base(): number {
+    return this._offset >> 2;
+  }
+
+  /** @internal the state word's value */
+  _state(): number {
+    return Atomics.load(this.i32, this.base + STATE);
+  }
+
+  /** Cancels the future if it has not started; returns false if it is running or done. */
+  cancel(): boolean {
+    const cancelled = this.transition((state) => {
+      if (state === RUNNING || state === FINISHED) return false;
+      if (state === CANCELLED || state === CANCELLED_AND_NOTIFIED) return true;
+      Atomics.store(this.i32, this.base + STATE, CANCELLED);
+      return 'changed';
+    });
+    return cancelled;
+  }
+
+  /** True when the future was cancelled. */
+  cancelled(): boolean {
+    const state = this._state();
+    return state === CANCELLED || state === CANCELLED_AND_NOTIFIED;
+  }
+
+  /** True while the task runs. */
+  running(): boolean {
+    return this._state() === RUNNING;
+  }
+
+  /** True when the future finished or was cancelled. */
+  done(): boolean {
+    return this._state() >= CANCELLED;
+  }
+
+  /**
+   * Waits at most `timeout` ms for the future, then returns its result.
+   * @throws CancelledError if cancelled, TimeoutError if not done in time, or the task's own error.
+   */
+  result(timeout?: number): R {
+    this.waitDone(timeoutOrZero(timeout, 'Future.result'));
+    return this.outcome(timeout) as R;
+  }
+
+  /**
+   * Waits like `result`, then returns the task's error (undefined if it succeeded).
+   * @throws CancelledError if cancelled, TimeoutError if not done in time.
+   */
+  exception(timeout?: number): unknown {
+    this.waitDone(timeoutOrZero(timeout, 'Future.exception'));
+    return this.failure(timeout);
+  }
+
+  /** The Promise twin of `result`. */
+  async resultAsync(options: FutureWaitOptions = {}): Promise<R> {
+    await this.waitDoneAsync(options, 'Future.resultAsync');
+    return this.outcome(options.timeout) as R;
+  }
+
+  /** The Promise twin of `exception`. */
+  async exceptionAsync(options: FutureWaitOptions = {}): Promise<unknown> {
+    await this.waitDoneAsync(options, 'Future.exceptionAsync');
+    return this.failure(options.timeout);
+  }
+
+  /** `await future` gives the result (or rejects with the error). */
+  then<A = R, B = never>(onFulfilled?: ((value: R) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
+    return this.resultAsync().then(onFulfilled, onRejected);
+  }
+
+  /**
+   * Calls `fn(future)` when the future is done, in this thread: at once (synchronously) if it
+   * is done already, else from this thread's event loop (or synchronously if this thread
+   * completes it). An error thrown by `fn` is logged, not raised.
+   */
+  addDoneCallback(fn: DoneCallback<R>): void {
+    if (typeof fn !== 'function') throw new TypeError(`Future.addDoneCallback(fn): expected a function, got ${describe(fn)}`);
+    if (this.done()) return runCallback(this, fn);
+    let entry = localCallbacks.get(this._offset);
+    if (entry === undefined) {
+      entry = { future: this as Future<unknown>, callbacks: [] };
+      localCallbacks.set(this._offset, entry);
+      void this.watchForCallbacks();
+    }
+    entry.callbacks.push(fn as DoneCallback<unknown>);
+  }
+
+  /**
+   * For executors: marks the future RUNNING and returns true, or, if it was cancelled, marks
+   * the cancellation noticed and returns false.
+   * @throws ThreadError when the future is already running or done.
+   */
+  setRunningOrNotifyCancel(): boolean {
+    let unexpected = -1;
+    const running = this.transition((state) => {
+      if (state === CANCELLED) {
+        Atomics.store(this.i32, this.base + STATE, CANCELLED_AND_NOTIFIED);
+        return false;
+      }
+      if (state === PENDING) {
+        Atomics.store(this.i32, this.base + STATE, RUNNING);
+        return true;
+      }
+      unexpected = state;
+      return false;
+    });
+    if (unexpected >= 0) throw new ThreadError(`Future in unexpected state: ${STATE_NAMES[unexpected]}`);
+    return running;
+  }
+
+  /** @internal records which OS thread runs the future, so waiters can tell if it died */
+  _setRunner(nativeId: number): void {
+    Atomics.store(this.i32, this.base + RUNNER, nativeId);
+  }
+
+  /**
+   * Completes the future with a result.
+   * @throws InvalidStateError when it is already done (or cancelled).
+   */
+  setResult(result: R): void {
+    this.complete(result, false);
+  }
+
+  /**
+   * Completes the future with an error.
+   * @throws InvalidStateError when it is already done (or cancelled).
+   */
+  setException(error: unknown): void {
+    this.complete(error, true);
+  }
+
+  override toString(): string {
+    const state = this._state();
+    const name = STATE_NAMES[state] ?? 'UNKNOWN';
+    if (state !== FINISHED) return `<Future at ${address(this._offset)} state=${name.toLowerCase()}>`;
+    return `<Future at ${address(this._offset)} state=finished ${Atomics.load(this.i32, this.base + FAILED) ? 'raised an error' : 'returned a value'}>`;
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+
+  // ---- internals ------------------------------------------------------------------------
+
+  /**
+   * Runs `change` with LOCK held. When it returns 'changed' (or a state was stored), waiters
+   * are woken and local callbacks run.
+   */
+  private transition<T>(change: (state: number) => T | 'changed'): T | true {
+    const i32 = this.i32;
+    const lock = this.base + LOCK;
+    if (!mutexTryLock(i32, lock)) mutexLockSlow(i32, lock, Infinity);
+    const before = Atomics.load(i32, this.base + STATE);
+    let outcome: T | 'changed';
+    try {
+      outcome = change(before);
+    } finally {
+      mutexUnlock(i32, lock);
+    }
+    const after = Atomics.load(i32, this.base + STATE);
+    if (after !== before) this.announce(after);
+    return outcome === 'changed' ? true : outcome;
+  }
+
+  private complete(value: unknown, failed: boolean): void {
+    // Encode outside the lock; a value that cannot cross fails the call, the future unchanged.
+    const bytes = encodeValue(value, failed ? 'exception' : 'result');
+    const h = this._heap;
+    const block = h.alloc(bytes.length, Kind.Bytes);
+    h.u8.set(bytes, block);
+    let refused = -1;
+    this.transition((state) => {
+      if (state >= CANCELLED) {
+        refused = state;
+        return false;
+      }
+      h.i32[this.base + OUTCOME] = block;
+      h.i32[this.base + FAILED] = failed ? 1 : 0;
+      Atomics.store(h.i32, this.base + STATE, FINISHED);
+      return 'changed';
+    });
+    if (refused >= 0) {
+      dropEncoded(h.buf, block);
+      dropReference(block);
+      throw new InvalidStateError(`${STATE_NAMES[refused]}: ${this.toString()}`);
+    }
+  }
+
+  /** Wakes this future's waiters and every wait()/asCompleted() sleeper; runs local callbacks. */
+  private announce(state: number): void {
+    const i32 = this.i32;
+    Atomics.notify(i32, this.base + STATE);
+    if (state === RUNNING) return;
+    Atomics.add(i32, COMPLETIONS, 1);
+    if (Atomics.load(i32, COMPLETION_WAITERS) > 0) Atomics.notify(i32, COMPLETIONS);
+    if (state === CANCELLED_AND_NOTIFIED) return; // callbacks ran at CANCELLED
+    const entry = localCallbacks.get(this._offset);
+    if (entry !== undefined) {
+      localCallbacks.delete(this._offset);
+      for (const fn of entry.callbacks) runCallback(this, fn as DoneCallback<R>);
+    }
+  }
+
+  private async watchForCallbacks(): Promise<void> {
+    for (let state = this._state(); state < CANCELLED; state = this._state()) {
+      await futexWaitAsync(this.i32, this.base + STATE, state, Infinity);
+    }
+    const entry = localCallbacks.get(this._offset);
+    if (entry === undefined) return; // ran synchronously already
+    localCallbacks.delete(this._offset);
+    for (const fn of entry.callbacks) runCallback(this, fn as DoneCallback<R>);
+  }
+
+  private waitDone(timeout: number): void {
+    const deadline = deadlineAfter(timeout);
+    for (let state = this._state(); state < CANCELLED; state = this._state()) {
+      const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS);
+      // Sleep only while the state is still what we read; completers store, then notify.
+      if (futexWait(this.i32, this.base + STATE, state, slice) === 'timed-out') {
+        this.checkRunnerAlive();
+        if (msUntil(deadline) === 0) return;
+      }
+    }
+  }
+
+  private async waitDoneAsync(options: FutureWaitOptions, what: string): Promise<void> {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: expected an options object, got ${describe(options)}`);
+    const deadline = deadlineAfter(timeoutOrZero(options.timeout, what));
+    options.signal?.throwIfAborted();
+    for (let state = this._state(); state < CANCELLED; state = this._state()) {
+      const slice = Math.min(deadline, performance.now() + 10 * LIVENESS_CHECK_MS);
+      if ((await futexWaitAsync(this.i32, this.base + STATE, state, slice, options.signal)) === 'timed-out') {
+        this.checkRunnerAlive();
+        if (msUntil(deadline) === 0) return;
+      }
+    }
+  }
+
+  /** A future whose thread vanished (killed isolate) would never finish: fail it instead. */
+  private checkRunnerAlive(): void {
+    if (this._state() !== RUNNING) return;
+    const tid = Atomics.load(this.i32, this.base + RUNNER);
+    if (tid === 0 || existsSync(`/proc/self/task/${tid}`)) return;
+    try {
+      this.setException(new ThreadError(`the thread running this task died (OS thread ${tid} is gone: out of memory or killed)`));
+    } catch {
+      // completed meanwhile
+    }
+  }
+
+  private outcome(timeout: number | undefined): unknown {
+    const state = this._state();
+    if (state === CANCELLED || state === CANCELLED_AND_NOTIFIED) throw new CancelledError();
+    if (state !== FINISHED) throw new TimeoutError(`the future did not finish within ${timeout} ms`);
+    const value = this.decodeOutcome();
+    if (Atomics.load(this.i32, this.base + FAILED)) throw value;
+    return value;
+  }
+
+  private failure(timeout: number | undefined): unknown {
+    const state = this._state();
+    if (state === CANCELLED || state === CANCELLED_AND_NOTIFIED) throw new CancelledError();
+    if (state !== FINISHED) throw new TimeoutError(`the future did not finish within ${timeout} ms`);
+    return Atomics.load(this.i32, this.base + FAILED) ? this.decodeOutcome() : undefined;
+  }
+
+  /**
+   * Decodes the outcome. Each decode is a fresh copy (like receiving it again): shared objects
+   * inside get a reference for this decode before it adopts them.
+   */
+  private decodeOutcome(): unknown {
+    const h = heap();
+    const block = Atomics.load(this.i32, this.base + OUTCOME);
+    h.ensureMapped(h.topBytes());
+    retainHandlesIn(h.buf, block);
+    return decodeValue(h.buf, block);
+  }
+}
+
+function retainHandlesIn(buf: Buffer, block: number): void {
+  // Decoding adopts one reference per handle; the stored outcome keeps its own.
+  forEachHandle(buf, block, (offset) => heap().retain(offset));
+}
+
+function runCallback<R>(future: Future<R>, fn: DoneCallback<R>): void {
+  try {
+    fn(future);
+  } catch (error) {
+    process.stderr.write(`exception calling callback for ${future.toString()}\n${error instanceof Error ? error.stack : inspect(error)}\n`);
+  }
+}
+
+registerKind(Kind.Future, {
+  name: 'Future',
+  revive: (offset) => reviveAs(offset, () => new Future()),
+  destroy: (h, offset) => {
+    const block = h.i32[(offset >> 2) + OUTCOME]!;
+    if (block !== 0) {
+      dropEncoded(h.buf, block);
+      dropReference(block);
+    }
+  },
+});

@@ -1,0 +1,156 @@
+/**
+ * concurrent.futures.wait and as_completed. Every completion in the process bumps one shared
+ * sequence word (future.ts), so a thread waiting for "any of these futures" sleeps on that one
+ * word: read the sequence, check the futures, sleep only while the sequence is unchanged.
+ */
+
+import { TimeoutError } from '../errors.js';
+import { heap } from '../shm/current.js';
+import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
+import { COMPLETIONS, COMPLETION_WAITERS, FINISHED, Future } from './future.js';
+
+export const FIRST_COMPLETED = 'FIRST_COMPLETED';
+export const FIRST_EXCEPTION = 'FIRST_EXCEPTION';
+export const ALL_COMPLETED = 'ALL_COMPLETED';
+export type ReturnWhen = typeof FIRST_COMPLETED | typeof FIRST_EXCEPTION | typeof ALL_COMPLETED;
+
+export interface WaitResult<R> {
+  done: Set<Future<R>>;
+  notDone: Set<Future<R>>;
+}
+
+function uniqueFutures<R>(fs: Iterable<Future<R>>, what: string): Future<R>[] {
+  if (typeof fs !== 'object' || fs === null || !(Symbol.iterator in fs)) throw new TypeError(`${what}: expected an iterable of futures, got ${describe(fs)}`);
+  const list = [...new Set(fs)];
+  for (const f of list) if (!(f instanceof Future)) throw new TypeError(`${what}: expected futures, got ${describe(f)}`);
+  return list;
+}
+
+function failed(f: Future<unknown>): boolean {
+  return f._state() === FINISHED && f.exception() !== undefined;
+}
+
+function split<R>(futures: Future<R>[]): WaitResult<R> {
+  const done = new Set<Future<R>>();
+  const notDone = new Set<Future<R>>();
+  for (const f of futures) (f.done() ? done : notDone).add(f);
+  return { done, notDone };
+}
+
+function satisfied<R>(result: WaitResult<R>, returnWhen: ReturnWhen): boolean {
+  if (result.notDone.size === 0) return true;
+  if (returnWhen === FIRST_COMPLETED) return result.done.size > 0;
+  if (returnWhen === FIRST_EXCEPTION) return [...result.done].some((f) => failed(f as Future<unknown>));
+  return false;
+}
+
+/**
+ * Waits until the futures are done as `returnWhen` says (default ALL_COMPLETED), at most
+ * `timeout` ms; returns the done and not-done sets.
+ */
+export function wait<R>(fs: Iterable<Future<R>>, options: { timeout?: number; returnWhen?: ReturnWhen } = {}): WaitResult<R> {
+  const futures = uniqueFutures(fs, 'wait');
+  const returnWhen = checkReturnWhen(options.returnWhen);
+  const deadline = deadlineAfter(timeoutOrZero(options.timeout, 'wait'));
+  const i32 = heap().i32;
+  Atomics.add(i32, COMPLETION_WAITERS, 1);
+  try {
+    for (;;) {
+      const sequence = Atomics.load(i32, COMPLETIONS);
+      const result = split(futures);
+      if (satisfied(result, returnWhen) || msUntil(deadline) === 0) return result;
+      // Sleep only while no future anywhere has completed since we read the sequence.
+      futexWait(i32, COMPLETIONS, sequence, deadline);
+    }
+  } finally {
+    Atomics.sub(i32, COMPLETION_WAITERS, 1);
+  }
+}
+
+/** The Promise twin of `wait`. */
+export async function waitAsync<R>(fs: Iterable<Future<R>>, options: { timeout?: number; returnWhen?: ReturnWhen; signal?: AbortSignal } = {}): Promise<WaitResult<R>> {
+  const futures = uniqueFutures(fs, 'waitAsync');
+  const returnWhen = checkReturnWhen(options.returnWhen);
+  const deadline = deadlineAfter(timeoutOrZero(options.timeout, 'waitAsync'));
+  const i32 = heap().i32;
+  Atomics.add(i32, COMPLETION_WAITERS, 1);
+  try {
+    for (;;) {
+      const sequence = Atomics.load(i32, COMPLETIONS);
+      const result = split(futures);
+      if (satisfied(result, returnWhen) || msUntil(deadline) === 0) return result;
+      await futexWaitAsync(i32, COMPLETIONS, sequence, deadline, options.signal);
+    }
+  } finally {
+    Atomics.sub(i32, COMPLETION_WAITERS, 1);
+  }
+}
+
+function checkReturnWhen(value: ReturnWhen | undefined): ReturnWhen {
+  if (value === undefined) return ALL_COMPLETED;
+  if (value !== FIRST_COMPLETED && value !== FIRST_EXCEPTION && value !== ALL_COMPLETED) {
+    throw new RangeError(`wait: returnWhen must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Yields the futures as they complete (those already done first).
+ * @throws TimeoutError "N (of M) futures unfinished" when `timeout` ms pass first.
+ */
+export function* asCompleted<R>(fs: Iterable<Future<R>>, timeout?: number): Generator<Future<R>> {
+  const pending = new Set(uniqueFutures(fs, 'asCompleted'));
+  const total = pending.size;
+  const deadline = deadlineAfter(timeoutOrZero(timeout, 'asCompleted'));
+  const i32 = heap().i32;
+  while (pending.size > 0) {
+    const sequence = Atomics.load(i32, COMPLETIONS);
+    const finished = [...pending].filter((f) => f.done());
+    for (const f of finished) {
+      pending.delete(f);
+      yield f;
+    }
+    if (finished.length > 0 || pending.size === 0) continue;
+    if (msUntil(deadline) === 0) throw new TimeoutError(`${pending.size} (of ${total}) futures unfinished`);
+    Atomics.add(i32, COMPLETION_WAITERS, 1);
+    try {
+      futexWait(i32, COMPLETIONS, sequence, deadline);
+    } finally {
+      Atomics.sub(i32, COMPLETION_WAITERS, 1);
+    }
+  }
+}
+
+/**
+ * The async twin of `asCompleted`. (A hand-written iterator: an async generator would await
+ * each yielded Future, since futures are thenable, and yield its result instead.)
+ */
+export function asCompletedAsync<R>(fs: Iterable<Future<R>>, options: { timeout?: number; signal?: AbortSignal } = {}): AsyncIterableIterator<Future<R>> {
+  const pending = new Set(uniqueFutures(fs, 'asCompletedAsync'));
+  const total = pending.size;
+  const deadline = deadlineAfter(timeoutOrZero(options.timeout, 'asCompletedAsync'));
+  const i32 = heap().i32;
+  const ready: Future<R>[] = [];
+  const next = async (): Promise<IteratorResult<Future<R>>> => {
+    while (ready.length === 0) {
+      if (pending.size === 0) return { value: undefined, done: true };
+      const sequence = Atomics.load(i32, COMPLETIONS);
+      for (const f of pending) if (f.done()) ready.push(f);
+      for (const f of ready) pending.delete(f);
+      if (ready.length > 0) break;
+      if (msUntil(deadline) === 0) throw new TimeoutError(`${pending.size} (of ${total}) futures unfinished`);
+      Atomics.add(i32, COMPLETION_WAITERS, 1);
+      try {
+        await futexWaitAsync(i32, COMPLETIONS, sequence, deadline, options.signal);
+      } finally {
+        Atomics.sub(i32, COMPLETION_WAITERS, 1);
+      }
+    }
+    return { value: ready.shift()!, done: false };
+  };
+  const iterator: AsyncIterableIterator<Future<R>> = {
+    next,
+    [Symbol.asyncIterator]: () => iterator,
+  };
+  return iterator;
+}
