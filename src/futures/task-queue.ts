@@ -23,7 +23,7 @@
  * notifies when SLEEPERS > 0, so either the sleeper sees the bump or the putter sees the sleeper.
  */
 
-import { decodeValue, dropEncoded, encodeValue } from '../shm/codec.js';
+import { decodeValue, dropEncoded, encodeInternal, encodeValue } from '../shm/codec.js';
 import type { Heap } from '../shm/heap.js';
 import { futexWait } from '../shm/futex.js';
 import { Kind, dropReference } from '../shm/handles.js';
@@ -45,6 +45,8 @@ const FN_CAP = 11;
 export const QUEUE_SLOTS = 12;
 
 const INITIAL_CAPACITY = 64;
+/** How long an idle pool thread spins for the next task before it sleeps (µs). */
+const TAKE_SPIN_MICROS = 100;
 
 /** Operations on the task-queue slots at the start of a block (`base` = block offset >> 2). */
 export class TaskQueue {
@@ -115,7 +117,8 @@ export class TaskQueue {
       });
       if ('record' in seen) return seen.record;
       try {
-        futexWait(this.h.i32, this.base + AVAILABLE, seen.available, Infinity, 20);
+        // Spin a while first: under a steady stream of tasks the next one comes within microseconds.
+        futexWait(this.h.i32, this.base + AVAILABLE, seen.available, Infinity, TAKE_SPIN_MICROS);
       } finally {
         this.locked((i32) => {
           i32[this.base + SLEEPERS] = i32[this.base + SLEEPERS]! - 1;
@@ -209,7 +212,7 @@ export class TaskQueue {
 
 /** Encodes a task record into its own block: `[future, functionId, args, chunked]`. */
 export function encodeRecord(h: Heap, record: unknown[]): number {
-  const bytes = encodeValue(record, 'task');
+  const bytes = encodeInternal(record, 'task');
   const block = h.alloc(bytes.length, Kind.Bytes);
   h.u8.set(bytes, block);
   return block;

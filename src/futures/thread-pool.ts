@@ -23,7 +23,7 @@ import { deadlineAfter, describe, msUntil, timeoutOrZero } from '../shm/futex.js
 import { type FunctionDescriptor, type ThreadFunction, describeFunction } from '../shm/functions.js';
 import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs } from '../shm/handles.js';
 import { address } from '../sync/options.js';
-import { Thread } from '../thread/thread.js';
+import { Thread, callerModule } from '../thread/thread.js';
 import { Future } from './future.js';
 import { BROKEN, QUEUE_SLOTS, SHUTDOWN, TaskQueue, encodeRecord, takeRecord } from './task-queue.js';
 
@@ -62,8 +62,9 @@ interface Settings {
 
 export class ThreadPoolExecutor extends SharedObject {
   /** @internal */ readonly _queue: TaskQueue;
-  /** Function ids this thread has registered with the pool, by function (or module key). */
-  #functionIds = new Map<unknown, number>();
+  /** Function ids this thread has registered with the pool: by function object, and by source or module key. */
+  #functionIds = new WeakMap<object, number>();
+  #functionIdsByKey = new Map<string, number>();
   #settings: Settings | undefined;
   /** Pool threads this thread started (joined by shutdown({ wait }) from here). */
   #threads: Thread[] = [];
@@ -206,13 +207,33 @@ export class ThreadPoolExecutor extends SharedObject {
     if (this._queue.get(SHUTDOWN)) throw new ThreadError('cannot schedule new futures after shutdown');
   }
 
+  /**
+   * The pool's id for a function, registering it (shipped once) the first time. A closure
+   * written inline in a loop is a new object each time: its source text finds it again.
+   */
   private functionId(fn: unknown): number {
-    const key = typeof fn === 'function' ? fn : typeof fn === 'object' && fn !== null ? `${String((fn as { module?: unknown }).module)}#${String((fn as { name?: unknown }).name)}` : fn;
-    let id = this.#functionIds.get(key);
-    if (id === undefined) {
-      id = this._queue.addFunction(describeFunction(fn, 'task function'));
-      this.#functionIds.set(key, id);
+    if (typeof fn === 'object' && fn !== null) {
+      const key = `module:${String((fn as { module?: unknown }).module)}#${String((fn as { name?: unknown }).name)}`;
+      const known = this.#functionIdsByKey.get(key);
+      if (known !== undefined) return known;
     }
+    if (typeof fn === 'function') {
+      const known = this.#functionIds.get(fn);
+      if (known !== undefined) return known;
+      const source = Function.prototype.toString.call(fn);
+      const bySource = this.#functionIdsByKey.get(source);
+      if (bySource !== undefined && !/\bimport\s*\(/.test(source)) {
+        this.#functionIds.set(fn, bySource);
+        return bySource;
+      }
+    }
+    const descriptor = describeFunction(fn, 'task function');
+    if (descriptor.kind === 'source' && /\bimport\s*\(/.test(descriptor.source)) descriptor.origin = callerModule();
+    const key = descriptor.kind === 'source' ? descriptor.source : `module:${descriptor.module}#${descriptor.name}`;
+    const id = this._queue.addFunction(descriptor);
+    if (descriptor.kind === 'source' && descriptor.origin === undefined) this.#functionIdsByKey.set(key, id);
+    if (descriptor.kind === 'module') this.#functionIdsByKey.set(key, id);
+    if (typeof fn === 'function') this.#functionIds.set(fn, id);
     return id;
   }
 

@@ -78,6 +78,9 @@ class Encoder {
   /** Handles written during this encode: their in-flight references are undone on failure. */
   private handles: number[] = [];
 
+  /** False for internal records whose handles never come back to this thread (no identity entry). */
+  rememberIdentity = true;
+
   encode(value: unknown, root: string): Uint8Array {
     this.pos = 0;
     this.nextIndex = 0;
@@ -180,7 +183,7 @@ class Encoder {
     }
     if (o instanceof SharedObject) {
       this.u8(Tag.Handle);
-      const offset = retainForTransfer(o);
+      const offset = retainForTransfer(o, this.rememberIdentity);
       this.handles.push(offset);
       return this.u32(offset);
     }
@@ -620,6 +623,19 @@ const decoder = new Decoder();
  */
 export function encodeValue(value: unknown, root = 'value'): Uint8Array {
   return encoder.encode(value, root);
+}
+
+/**
+ * Encodes an internal record (a pool task) whose shared objects are not expected back in this
+ * thread: skips the identity bookkeeping that makes a returning handle the same object.
+ */
+export function encodeInternal(value: unknown, root: string): Uint8Array {
+  encoder.rememberIdentity = false;
+  try {
+    return encoder.encode(value, root);
+  } finally {
+    encoder.rememberIdentity = true;
+  }
 }
 
 /** Encodes `value` into a fresh, independent Uint8Array. */

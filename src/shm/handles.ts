@@ -12,6 +12,7 @@
  * Lock twice gives the same object (`===`).
  */
 
+import { isMainThread } from 'node:worker_threads';
 import { heap } from './current.js';
 import type { Heap } from './heap.js';
 
@@ -70,12 +71,22 @@ function onCollected(offset: number): void {
 /** Sum of the counts in `held`. */
 let heldTotal = 0;
 
+/**
+ * Only threads' isolates keep the held table: when the main thread ends the process ends, so
+ * its references need no release at exit (and its hot paths skip the bookkeeping).
+ */
+const trackHeld = !isMainThread;
+
 function hold(offset: number): void {
-  held.set(offset, (held.get(offset) ?? 0) + 1);
   heldTotal++;
+  if (trackHeld) held.set(offset, (held.get(offset) ?? 0) + 1);
 }
 
 function unhold(offset: number): boolean {
+  if (!trackHeld) {
+    heldTotal--;
+    return true;
+  }
   const count = held.get(offset);
   if (count === undefined) return false;
   heldTotal--;
@@ -126,10 +137,10 @@ export abstract class SharedObject {
 }
 
 /** Adds the in-flight reference for an encoded handle and remembers the wrapper's identity. */
-export function retainForTransfer(obj: SharedObject): number {
+export function retainForTransfer(obj: SharedObject, remember = true): number {
   const offset = obj._offset;
   obj._heap.retain(offset);
-  if (!identity.has(offset)) identity.set(offset, new WeakRef(obj));
+  if (remember && !identity.has(offset)) identity.set(offset, new WeakRef(obj));
   return offset;
 }
 

@@ -152,7 +152,7 @@ export class Heap {
       const i32 = this.i32;
       const head = i32[S_FREE_HEAD + sizeClass]!;
       if (head !== 0) {
-        this.ensureMapped(head + 8);
+        this.ensureMapped(head - BLOCK_HEADER + blockBytes);
         offset = head;
         i32[S_FREE_HEAD + sizeClass] = this.i32[offset >> 2]!;
       } else {
@@ -224,6 +224,8 @@ export class Heap {
     const start = roundUp(this.i32[S_TOP]! + BLOCK_HEADER, align) - BLOCK_HEADER;
     const end = start + blockBytes;
     if (end > this.sab.byteLength) this.grow(end);
+    // Another thread may have grown the buffer already: make sure our views reach the block.
+    this.ensureMapped(end);
     this.i32[S_TOP] = end;
     return start;
   }

@@ -478,7 +478,7 @@ function describeThreadTarget(target: ThreadFunction): FunctionDescriptor {
 }
 
 /** The module that called into threadkit (relative `import()` in a target resolves there). */
-function callerModule(): string | undefined {
+export function callerModule(): string | undefined {
   for (const url of stackUrls()) if (!url.startsWith(THREADKIT_DIST)) return url;
   return undefined;
 }
