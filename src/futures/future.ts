@@ -10,6 +10,7 @@
  * | 2    | OUTCOME   | encoded result or exception (one reference), 0 before FINISHED           |
  * | 3    | FAILED    | 1 when OUTCOME is an exception                                           |
  * | 4    | RUNNER    | OS thread id of the thread running it (a waiter checks it is alive)       |
+ * | 5    | LISTENER  | inbox of the one thread awaiting it through its event loop, or 0         |
  *
  * A completer writes OUTCOME, then STATE, under LOCK, then notifies STATE and bumps the
  * process-wide completion sequence (wait() / asCompleted() sleep on that one word), so a waiter
@@ -33,6 +34,7 @@ const LOCK = 1;
 const OUTCOME = 2;
 const FAILED = 3;
 const RUNNER = 4;
+const LISTENER = 5;
 
 export const PENDING = 0;
 export const RUNNING = 1;
@@ -49,6 +51,17 @@ export const COMPLETION_WAITERS = S_ROOTS + 9;
 /** How often a waiter checks that the thread running its future still exists (ms). */
 const LIVENESS_CHECK_MS = 100;
 
+/** How long `result()` spins before sleeping, and `resultAsync()` before going async (µs). */
+const RESULT_SPIN_MICROS = 50;
+const ASYNC_SPIN_MICROS = 50;
+
+function spinWhile(condition: () => boolean, micros: number): void {
+  const until = performance.now() + micros / 1000;
+  do {
+    for (let i = 0; i < 32; i++) if (!condition()) return;
+  } while (performance.now() < until);
+}
+
 export interface FutureWaitOptions {
   timeout?: number;
   signal?: AbortSignal;
@@ -62,7 +75,7 @@ const localCallbacks = new Map<number, { future: Future<unknown>; callbacks: Don
 export class Future<R = unknown> extends SharedObject implements PromiseLike<R> {
   /** A new pending future (for custom executors and tests; executors make their own). */
   constructor() {
-    super(Kind.Future, 20);
+    super(Kind.Future, 24);
   }
 
   private get i32(): Int32Array {
@@ -125,7 +138,14 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
 
   /** The Promise twin of `result`. */
   async resultAsync(options: FutureWaitOptions = {}): Promise<R> {
-    await this.waitDoneAsync(options, 'Future.resultAsync');
+    // Awaiting one future (a round trip): a short task finishes sooner than an async wake-up
+    // arrives (~100 µs through the event loop), so look for a while first.
+    if (!this.done() && inboxWaiters.size === 0) spinWhile(() => !this.done(), ASYNC_SPIN_MICROS);
+    if (!this.done() && options.timeout === undefined && options.signal === undefined && listenThroughInbox(this as Future<unknown>)) {
+      await new Promise<void>((resolve) => addInboxWaiter(this._offset, resolve));
+    } else {
+      await this.waitDoneAsync(options, 'Future.resultAsync');
+    }
     return this.outcome(options.timeout) as R;
   }
 
@@ -263,6 +283,8 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     const i32 = this.i32;
     Atomics.notify(i32, this.base + STATE);
     if (state === RUNNING) return;
+    const inbox = Atomics.load(i32, this.base + LISTENER);
+    if (inbox !== 0) deliverToInbox(this._heap, inbox, this._offset);
     Atomics.add(i32, COMPLETIONS, 1);
     if (Atomics.load(i32, COMPLETION_WAITERS) > 0) Atomics.notify(i32, COMPLETIONS);
     if (state === CANCELLED_AND_NOTIFIED) return; // callbacks ran at CANCELLED
@@ -288,7 +310,7 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     for (let state = this._state(); state < CANCELLED; state = this._state()) {
       const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS);
       // Sleep only while the state is still what we read; completers store, then notify.
-      if (futexWait(this.i32, this.base + STATE, state, slice) === 'timed-out') {
+      if (futexWait(this.i32, this.base + STATE, state, slice, RESULT_SPIN_MICROS) === 'timed-out') {
         this.checkRunnerAlive();
         if (msUntil(deadline) === 0) return;
       }
@@ -299,6 +321,9 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: expected an options object, got ${describe(options)}`);
     const deadline = deadlineAfter(timeoutOrZero(options.timeout, what));
     options.signal?.throwIfAborted();
+    // A short task finishes sooner than an async wake-up arrives (~100 µs through the event
+    // loop): look for a while before handing the wait to the event loop.
+    if (this._state() < CANCELLED) spinWhile(() => this._state() < CANCELLED, ASYNC_SPIN_MICROS);
     for (let state = this._state(); state < CANCELLED; state = this._state()) {
       const slice = Math.min(deadline, performance.now() + 10 * LIVENESS_CHECK_MS);
       if ((await futexWaitAsync(this.i32, this.base + STATE, state, slice, options.signal)) === 'timed-out') {
@@ -352,6 +377,129 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
 function retainHandlesIn(buf: Buffer, block: number): void {
   // Decoding adopts one reference per handle; the stored outcome keeps its own.
   forEachHandle(buf, block, (offset) => heap().retain(offset));
+}
+
+// ---- inboxes: how a thread's event loop learns that futures it awaits are done ---------------
+//
+// Awaiting many futures with one Atomics.waitAsync each is slow; instead each thread that awaits
+// has one inbox (a ring of future offsets, in the heap) and one waitAsync on its sequence word.
+// A completer pushes the future's offset into the inbox of its LISTENER and bumps the
+// sequence; the owner drains the ring and resolves its promises, many per wake-up.
+//
+// | slot | field | meaning                                                     |
+// |------|-------|-------------------------------------------------------------|
+// | 0    | LOCK  | mutex word guarding the ring                                |
+// | 1    | SEQ   | futex word: bumped by every push (the owner sleeps on it)   |
+// | 2    | COUNT | offsets in the ring                                         |
+// | 3    | CAP   | ring capacity                                               |
+// | 4    | RING  | block of CAP offsets                                        |
+
+const I_LOCK = 0;
+const I_SEQ = 1;
+const I_COUNT = 2;
+const I_CAP = 3;
+const I_RING = 4;
+
+let myInbox = 0;
+const inboxWaiters = new Map<number, (() => void)[]>();
+let draining = false;
+
+function ensureInbox(): number {
+  if (myInbox !== 0) return myInbox;
+  const h = heap();
+  myInbox = h.alloc(20, Kind.Bytes);
+  h.i32[(myInbox >> 2) + I_CAP] = 256;
+  h.i32[(myInbox >> 2) + I_RING] = h.alloc(256 * 4, Kind.Bytes);
+  return myInbox;
+}
+
+/**
+ * Makes this thread's inbox the future's listener. False if another thread listens already
+ * (the caller then waits on the future's own word).
+ */
+function listenThroughInbox(future: Future<unknown>): boolean {
+  const inbox = ensureInbox();
+  const h = future._heap;
+  const slot = (future._offset >> 2) + LISTENER;
+  const previous = Atomics.compareExchange(h.i32, slot, 0, inbox);
+  return previous === 0 || previous === inbox;
+}
+
+function addInboxWaiter(offset: number, resolve: () => void): void {
+  const list = inboxWaiters.get(offset);
+  if (list === undefined) inboxWaiters.set(offset, [resolve]);
+  else list.push(resolve);
+  // It may have completed before the listener was set, with nobody to tell us: check now.
+  const h = heap();
+  if (Atomics.load(h.i32, offset >> 2) >= CANCELLED) resolveInboxWaiters(offset);
+  if (!draining) void drainInbox();
+}
+
+function resolveInboxWaiters(offset: number): void {
+  const list = inboxWaiters.get(offset);
+  if (list === undefined) return;
+  inboxWaiters.delete(offset);
+  for (const resolve of list) resolve();
+}
+
+/** The owner's loop: wait for pushes, resolve the futures they name, until nobody waits. */
+async function drainInbox(): Promise<void> {
+  draining = true;
+  const h = heap();
+  const base = myInbox >> 2;
+  try {
+    while (inboxWaiters.size > 0) {
+      const seq = Atomics.load(h.i32, base + I_SEQ);
+      for (const offset of takeInboxOffsets(h)) resolveInboxWaiters(offset);
+      if (inboxWaiters.size === 0) break;
+      // Sleep only while no push happened since we read the sequence (pushers bump, then notify).
+      await futexWaitAsync(h.i32, base + I_SEQ, seq, Infinity);
+    }
+  } finally {
+    draining = false;
+  }
+}
+
+function takeInboxOffsets(h: ReturnType<typeof heap>): number[] {
+  const base = myInbox >> 2;
+  if (Atomics.load(h.i32, base + I_COUNT) === 0) return [];
+  return withInboxLock(h, base, () => {
+    const count = h.i32[base + I_COUNT]!;
+    const ring = h.i32[base + I_RING]! >> 2;
+    const offsets = Array.from(h.i32.subarray(ring, ring + count));
+    h.i32[base + I_COUNT] = 0;
+    return offsets;
+  });
+}
+
+/** A completer (any thread) tells the listener's inbox. */
+function deliverToInbox(h: ReturnType<typeof heap>, inbox: number, offset: number): void {
+  const base = inbox >> 2;
+  withInboxLock(h, base, () => {
+    let count = h.i32[base + I_COUNT]!;
+    if (count === h.i32[base + I_CAP]) {
+      const capacity = count * 2;
+      const bigger = h.alloc(capacity * 4, Kind.Bytes);
+      h.i32.copyWithin(bigger >> 2, h.i32[base + I_RING]! >> 2, (h.i32[base + I_RING]! >> 2) + count);
+      dropReference(h.i32[base + I_RING]!);
+      h.i32[base + I_RING] = bigger;
+      h.i32[base + I_CAP] = capacity;
+    }
+    h.i32[(h.i32[base + I_RING]! >> 2) + count++] = offset;
+    h.i32[base + I_COUNT] = count;
+    Atomics.add(h.i32, base + I_SEQ, 1);
+  });
+  Atomics.notify(h.i32, base + I_SEQ);
+}
+
+function withInboxLock<T>(h: ReturnType<typeof heap>, base: number, body: () => T): T {
+  if (!mutexTryLock(h.i32, base + I_LOCK)) mutexLockSlow(h.i32, base + I_LOCK, Infinity);
+  try {
+    h.ensureMapped(h.topBytes());
+    return body();
+  } finally {
+    mutexUnlock(h.i32, base + I_LOCK);
+  }
 }
 
 function runCallback<R>(future: Future<R>, fn: DoneCallback<R>): void {

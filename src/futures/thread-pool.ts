@@ -220,9 +220,9 @@ export class ThreadPoolExecutor extends SharedObject {
     if (typeof fn === 'function') {
       const known = this.#functionIds.get(fn);
       if (known !== undefined) return known;
-      const source = Function.prototype.toString.call(fn);
-      const bySource = this.#functionIdsByKey.get(source);
-      if (bySource !== undefined && !/\bimport\s*\(/.test(source)) {
+      // (Only sources without import() are kept by source: those also depend on their module.)
+      const bySource = this.#functionIdsByKey.get(Function.prototype.toString.call(fn));
+      if (bySource !== undefined) {
         this.#functionIds.set(fn, bySource);
         return bySource;
       }

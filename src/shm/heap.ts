@@ -163,7 +163,11 @@ export class Heap {
     } finally {
       this.unlockAllocator();
     }
-    this.u8.fill(0, offset, offset - BLOCK_HEADER + blockBytes);
+    if (blockBytes <= 64) {
+      for (let i = offset >> 2, end = (offset - BLOCK_HEADER + blockBytes) >> 2; i < end; i++) this.i32[i] = 0;
+    } else {
+      this.u8.fill(0, offset, offset - BLOCK_HEADER + blockBytes);
+    }
     const h = (offset - BLOCK_HEADER) >> 2;
     this.i32[h + 1] = (kind << 8) | sizeClass;
     // The store of the count publishes the block; readers get the offset only after this.
