@@ -11,14 +11,20 @@ import { runThreads } from './helpers.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
-/** Collects garbage and lets the finalizers run, until the heap stops shrinking. */
+/**
+ * Collects garbage and lets the finalizers run, until the heap's use has stayed the same for
+ * three rounds in a row (one quiet round can just mean the finalizers have not run yet).
+ */
 async function settle(): Promise<void> {
   let last = -1;
-  for (let round = 0; round < 20 && heapStats().usedBytes !== last; round++) {
-    last = heapStats().usedBytes;
+  let quiet = 0;
+  for (let round = 0; round < 50 && quiet < 3; round++) {
     gc?.();
     await tick();
     await new Promise((resolve) => setTimeout(resolve, 5));
+    const used = heapStats().usedBytes;
+    quiet = used === last ? quiet + 1 : 0;
+    last = used;
   }
 }
 
