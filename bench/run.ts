@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: runs every benchmark in turn (lock, pingpong, codec), prints one table and
+ * `npm run bench`: runs every benchmark in turn (lock, pingpong, codec, threads, pool), prints one table and
  * writes it as Markdown to bench/RESULTS.md. The benchmarks import the build (dist/), so run
  * `npm run build` first; a warning is printed when src/ is newer than the build.
  */
@@ -12,6 +12,8 @@ import { run as runCodec } from './codec.js';
 import { type Row, formatMarkdown, formatTable, machineLine } from './lib.js';
 import { run as runLock } from './lock.js';
 import { run as runPingPong } from './pingpong.js';
+import { run as runPool } from './pool.js';
+import { run as runThreads } from './threads.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -46,6 +48,8 @@ const benchmarks: [string, () => Row[] | Promise<Row[]>][] = [
   ['lock', runLock],
   ['pingpong', runPingPong],
   ['codec', runCodec],
+  ['threads', runThreads],
+  ['pool', runPool],
 ];
 
 if (newestMtime(join(root, 'src')) > newestMtime(join(root, 'dist'))) {
