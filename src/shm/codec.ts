@@ -72,6 +72,8 @@ function pathSegment(key: string | number): string {
 
 class Encoder {
   buf = Buffer.allocUnsafe(4096);
+  /** A DataView over `buf` (number writes without Buffer's argument checks). */
+  dv: DataView = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   pos = 0;
   private seen = new Map<object, number>();
   private nextIndex = 0;
@@ -104,6 +106,7 @@ class Encoder {
     const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + extra));
     this.buf.copy(bigger, 0, 0, this.pos);
     this.buf = bigger;
+    this.dv = new DataView(bigger.buffer, bigger.byteOffset, bigger.byteLength);
   }
 
   private u8(n: number): void {
@@ -111,7 +114,7 @@ class Encoder {
   }
 
   private u32(n: number): void {
-    this.buf.writeUInt32LE(n, this.pos);
+    this.dv.setUint32(this.pos, n, true);
     this.pos += 4;
   }
 
@@ -121,11 +124,11 @@ class Encoder {
       case 'number':
         if ((v | 0) === v && !Object.is(v, -0)) {
           this.u8(Tag.Int32);
-          this.buf.writeInt32LE(v, this.pos);
+          this.dv.setInt32(this.pos, v, true);
           this.pos += 4;
         } else {
           this.u8(Tag.Float64);
-          this.buf.writeDoubleLE(v, this.pos);
+          this.dv.setFloat64(this.pos, v, true);
           this.pos += 8;
         }
         return;
@@ -195,7 +198,7 @@ class Encoder {
     if (o instanceof Set) return this.set(o);
     if (o instanceof Date) {
       this.u8(Tag.Date);
-      this.buf.writeDoubleLE(o.getTime(), this.pos);
+      this.dv.setFloat64(this.pos, o.getTime(), true);
       this.pos += 8;
       return;
     }
@@ -341,15 +344,21 @@ interface FastSlices {
   utf8Slice(start: number, end: number): string;
 }
 
+const KEY_CACHE_SIZE = 4096;
+const KEY_CACHE_MAX_LENGTH = 32;
+const keyCache: (string | undefined)[] = new Array(KEY_CACHE_SIZE).fill(undefined);
+
 // ---- decoder ------------------------------------------------------------------------------
 
 class Decoder {
   private buf!: Buffer;
+  private dv: DataView = new DataView(new ArrayBuffer(0));
   private pos = 0;
   private refs: unknown[] = [];
 
   decode(buf: Buffer, start: number): unknown {
     this.buf = buf;
+    if (this.dv.buffer !== buf.buffer || this.dv.byteOffset !== buf.byteOffset || this.dv.byteLength !== buf.byteLength) this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.pos = start;
     this.refs.length = 0;
     const value = this.value();
@@ -358,7 +367,7 @@ class Decoder {
   }
 
   private u32(): number {
-    const n = this.buf.readUInt32LE(this.pos);
+    const n = this.dv.getUint32(this.pos, true);
     this.pos += 4;
     return n;
   }
@@ -376,12 +385,12 @@ class Decoder {
       case Tag.True:
         return true;
       case Tag.Int32: {
-        const n = buf.readInt32LE(this.pos);
+        const n = this.dv.getInt32(this.pos, true);
         this.pos += 4;
         return n;
       }
       case Tag.Float64: {
-        const n = buf.readDoubleLE(this.pos);
+        const n = this.dv.getFloat64(this.pos, true);
         this.pos += 8;
         return n;
       }
@@ -423,7 +432,7 @@ class Decoder {
         return s;
       }
       case Tag.Date: {
-        const d = new Date(buf.readDoubleLE(this.pos));
+        const d = new Date(this.dv.getFloat64(this.pos, true));
         this.pos += 8;
         this.refs.push(d);
         return d;
@@ -491,9 +500,41 @@ class Decoder {
 
   private fieldsInto(o: Record<string, unknown>): void {
     for (let n = this.u32(); n > 0; n--) {
-      const key = this.string();
+      const key = this.key();
       o[key] = this.value();
     }
+  }
+
+  /**
+   * An object key. Keys repeat (every record of an array has the same ones), and a string that
+   * V8 has seen as a key makes property stores fast, so short ASCII keys come from a small cache
+   * indexed by a hash of their bytes (checked byte by byte before use).
+   */
+  private key(): string {
+    const buf = this.buf;
+    if (buf[this.pos] !== Tag.AsciiShort || buf[this.pos + 1]! > KEY_CACHE_MAX_LENGTH) return this.string();
+    const n = buf[this.pos + 1]!;
+    const start = this.pos + 2;
+    let hash = n;
+    for (let i = start; i < start + n; i++) hash = (Math.imul(hash, 31) + buf[i]!) | 0;
+    const slot = (hash >>> 0) & (KEY_CACHE_SIZE - 1);
+    const cached = keyCache[slot];
+    if (cached !== undefined && cached.length === n) {
+      let same = true;
+      for (let i = 0; i < n; i++) {
+        if (cached.charCodeAt(i) !== buf[start + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) {
+        this.pos = start + n;
+        return cached;
+      }
+    }
+    const key = this.string();
+    keyCache[slot] = key;
+    return key;
   }
 
   private bytes(): Uint8Array<ArrayBuffer> {
