@@ -450,7 +450,11 @@ async function drainInbox(): Promise<void> {
   try {
     while (inboxWaiters.size > 0) {
       const seq = Atomics.load(h.i32, base + I_SEQ);
-      for (const offset of takeInboxOffsets(h)) resolveInboxWaiters(offset);
+      for (const offset of takeInboxOffsets(h)) {
+        // A stale push (for a future we already resolved, whose block now holds a new future)
+        // must not resolve anything: only a done future does.
+        if (Atomics.load(h.i32, offset >> 2) >= CANCELLED) resolveInboxWaiters(offset);
+      }
       if (inboxWaiters.size === 0) break;
       // Sleep only while no push happened since we read the sequence (pushers bump, then notify).
       await futexWaitAsync(h.i32, base + I_SEQ, seq, Infinity);
