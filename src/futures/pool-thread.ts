@@ -8,6 +8,7 @@ import { ThreadError } from '../errors.js';
 import { heap } from '../shm/current.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
 import { getNativeId } from '../thread/thread.js';
+import { importModule } from '../thread/body.js';
 import type { Future } from './future.js';
 import type { ThreadPoolExecutor } from './thread-pool.js';
 import { takeRecord } from './task-queue.js';
@@ -35,12 +36,7 @@ async function load(descriptor: FunctionDescriptor): Promise<Task> {
       }
     };
   }
-  let module: Record<string, unknown>;
-  try {
-    module = (await import(descriptor.module)) as Record<string, unknown>;
-  } catch (error) {
-    throw new TypeError(`task function "${descriptor.name}": cannot import module ${descriptor.module}: ${(error as Error).message}`, { cause: error });
-  }
+  const module = await importModule(descriptor.module, `task function "${descriptor.name}"`);
   const fn = module[descriptor.name];
   if (typeof fn !== 'function') throw new TypeError(`task function: module ${descriptor.module} has no exported function "${descriptor.name}" (found ${typeof fn})`);
   return fn as Task;

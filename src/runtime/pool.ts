@@ -33,6 +33,8 @@ export interface PooledWorker {
 }
 
 const idle: PooledWorker[] = [];
+/** The smallest stack a worker isolate starts with (smaller ones crash or hang while it loads). */
+const MIN_STACK_BYTES = 1024 * 1024;
 let keepIdleMs = 5000;
 let stackBytes = 0;
 
@@ -103,7 +105,8 @@ function spawnIsolate(init: ThreadInit): PooledWorker {
   const mailbox = h.alloc(8, Kind.Bytes);
   const data: WorkerData = { sab: h.sab, mailbox, keepIdleMs, first: init };
   const options: ConstructorParameters<typeof Worker>[1] = { workerData: data, execArgv: workerExecArgv };
-  if (stackBytes > 0) options.resourceLimits = { stackSizeMb: stackBytes / (1024 * 1024) };
+  // A worker isolate needs about 1 MiB of stack to load its modules: smaller sizes get that.
+  if (stackBytes > 0) options.resourceLimits = { stackSizeMb: Math.max(stackBytes, MIN_STACK_BYTES) / (1024 * 1024) };
   let worker: Worker;
   try {
     worker = new Worker(workerEntry, options);

@@ -9,8 +9,9 @@ import { pathToFileURL } from 'node:url';
 export const workerEntry = new URL(`./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
 /** Flags a worker accepts that change how its code loads or warns (V8 and process flags are refused). */
-const WORKER_FLAG = /^(--(import|require|loader|experimental-loader|conditions|input-type|enable-source-maps|no-warnings|disable-warning|trace-warnings|trace-uncaught|pending-deprecation|no-deprecation|experimental-[\w-]+|no-experimental-[\w-]+)|-r|-C)(=|$)/;
+const WORKER_FLAG = /^(--(import|require|loader|experimental-loader|conditions|enable-source-maps|no-warnings|disable-warning|trace-warnings|trace-uncaught|pending-deprecation|no-deprecation|experimental-[\w-]+|no-experimental-[\w-]+)|-r|-C)(=|$)/;
 const TAKES_VALUE = /^(--import|--require|-r|--loader|--experimental-loader|--conditions|-C|--disable-warning|--input-type)$/;
+// (--input-type is read but not passed on: it applies to the main entry only, and a worker refuses it.)
 
 /**
  * The parent's module-loading flags, for threads. Node 20 does not apply `--import tsx`-style
@@ -39,7 +40,12 @@ export const workerExecArgv = filterExecArgv();
  * the TypeScript loader itself (lazily: it costs ~150 ms, paid only by threads that import
  * TypeScript). Undefined otherwise.
  */
-export const typescriptLoader: string | undefined = findTsx();
+export let typescriptLoader: string | undefined = findTsx();
+
+/** In a thread: the loader its parent found, passed on to the threads it starts. */
+export function inheritTypescriptLoader(loader: string | undefined): void {
+  typescriptLoader ??= loader;
+}
 
 function findTsx(): string | undefined {
   if (!process.execArgv.some((arg) => /tsx/.test(arg))) return undefined;

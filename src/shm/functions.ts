@@ -12,6 +12,7 @@
 
 import { pathToFileURL } from 'node:url';
 import { describe } from './futex.js';
+import { transpiledHelperNames, transpiledHelpers } from './transpiled-helpers.js';
 
 /** A function exported by a module: `{ module: import.meta.url, name: 'work' }`. */
 export interface ModuleFunction {
@@ -79,9 +80,9 @@ function asExpression(source: string): string {
 const compiled = new Map<string, (...args: unknown[]) => unknown>();
 
 /**
- * Compiles a self-contained function's source, once per thread. `__name` is defined as a
- * harmless parameter because tsx/esbuild (keepNames) inserts `__name(fn, "fn")` calls into the
- * source text of functions with inner named functions. With an `origin`, `import('./x.js')`
+ * Compiles a self-contained function's source, once per thread. The helpers transpilers call
+ * from inside functions (`__name`, and those of `using`) are supplied as parameters
+ * (transpiled-helpers.ts), since the source text does not carry its module's copies. With an `origin`, `import('./x.js')`
  * inside resolves against that module (where the function was written), not against threadkit.
  */
 export function compileSource(source: string, origin?: string): (...args: unknown[]) => unknown {
@@ -93,7 +94,7 @@ export function compileSource(source: string, origin?: string): (...args: unknow
     const body = `"use strict"; return (${expression});`;
     const importFrom = (specifier: string): Promise<unknown> =>
       import(origin !== undefined && /^\.{1,2}\//.test(specifier) ? new URL(specifier, origin).href : specifier);
-    fn = new Function('__name', '__import', body)((f: unknown) => f, importFrom) as (...args: unknown[]) => unknown;
+    fn = new Function(...transpiledHelperNames, '__import', body)(...transpiledHelpers, importFrom) as (...args: unknown[]) => unknown;
     compiled.set(key, fn);
   }
   return fn;

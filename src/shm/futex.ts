@@ -86,7 +86,8 @@ function releaseLoop(): void {
 }
 
 /**
- * The Promise twin of `futexWait`. With a signal, an abort rejects with `signal.reason`; the
+ * The Promise twin of `futexWait`. It holds the event loop open while it waits, unless
+ * `holdLoopOpen` is false (a watcher that must not keep the process alive). With a signal, an abort rejects with `signal.reason`; the
  * abandoned waiter is then flushed by waking every waiter on the word, so it cannot swallow a
  * single-waiter notify meant for someone else (the others re-check and sleep again).
  */
@@ -96,6 +97,7 @@ export async function futexWaitAsync(
   expected: number,
   deadline: number,
   signal?: AbortSignal,
+  holdLoopOpen = true,
 ): Promise<WaitResult> {
   signal?.throwIfAborted();
   for (;;) {
@@ -106,7 +108,7 @@ export async function futexWaitAsync(
       if (waiting.value !== 'timed-out') return waiting.value;
       continue;
     }
-    const result = await awaitWake(i32, index, waiting.value, signal);
+    const result = holdLoopOpen ? await awaitWake(i32, index, waiting.value, signal) : await waiting.value;
     if (result !== 'timed-out') return result;
   }
 }

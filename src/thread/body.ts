@@ -11,10 +11,11 @@ import { decodeValue } from '../shm/codec.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
 import { dropReference, rememberIdentity, reviveAs } from '../shm/handles.js';
 import type { ThreadInit } from '../runtime/messages.js';
+import { inheritTypescriptLoader, typescriptLoader } from '../runtime/spawn.js';
 import { clearThreadLocals } from './local.js';
-import { unregisterThread } from './registry.js';
 import * as B from './thread-block.js';
-import { Thread, getNativeId, setCurrentThread, storeEncoded } from './thread.js';
+import { Thread, claimEnding, getNativeId, publishStopped, setCurrentThread, storeEncoded } from './thread.js';
+import { resetExcepthook } from './excepthook.js';
 
 export { hasLiveChildren } from './thread.js';
 
@@ -43,8 +44,9 @@ function loadTypeScript(loader: string | undefined): Promise<void> {
 
 const TYPESCRIPT_FILE = /\.(ts|mts|cts|tsx)(\?.*)?$/;
 
-async function importModule(url: string, init: ThreadInit, what: string): Promise<Record<string, unknown>> {
-  if (TYPESCRIPT_FILE.test(url)) await loadTypeScript(init.typescriptLoader);
+/** Imports a module in this thread, installing the TypeScript loader first when it needs it. */
+export async function importModule(url: string, what: string): Promise<Record<string, unknown>> {
+  if (TYPESCRIPT_FILE.test(url)) await loadTypeScript(typescriptLoader);
   try {
     return (await import(url)) as Record<string, unknown>;
   } catch (error) {
@@ -52,10 +54,10 @@ async function importModule(url: string, init: ThreadInit, what: string): Promis
   }
 }
 
-async function loadTarget(target: FunctionDescriptor, init: ThreadInit): Promise<(...args: unknown[]) => unknown> {
+async function loadTarget(target: FunctionDescriptor): Promise<(...args: unknown[]) => unknown> {
   if (target.kind === 'source') {
     // A self-contained function may `await import('./x.ts')`: have the loader ready.
-    if (/\bimport\s*\(/.test(target.source)) await loadTypeScript(init.typescriptLoader);
+    if (/\bimport\s*\(/.test(target.source)) await loadTypeScript(typescriptLoader);
     const fn = compileSource(target.source, target.origin);
     return (...args: unknown[]) => {
       try {
@@ -66,7 +68,7 @@ async function loadTarget(target: FunctionDescriptor, init: ThreadInit): Promise
       }
     };
   }
-  const module = await importModule(target.module, init, `Thread target "${target.name}"`);
+  const module = await importModule(target.module, `Thread target "${target.name}"`);
   const fn = module[target.name];
   if (typeof fn !== 'function') throw new TypeError(`Thread target: module ${target.module} has no exported function "${target.name}" (found ${typeof fn})`);
   return fn as (...args: unknown[]) => unknown;
@@ -77,7 +79,7 @@ async function threadObject(init: ThreadInit): Promise<Thread> {
   if (init.subclass === undefined) return reviveAs(init.threadBlock, () => new Thread());
   // (A revived wrapper adopts the reference the parent handed over with the block.)
   const { module, name } = init.subclass;
-  const exports = await importModule(module, init, `Thread subclass ${name}`);
+  const exports = await importModule(module, `Thread subclass ${name}`);
   const Class = Object.values(exports).find((value) => typeof value === 'function' && value.name === name && value.prototype instanceof Thread);
   if (Class === undefined) {
     throw new TypeError(`Thread subclass ${name} is not exported from ${module}: export the class (threadkit imports it in the thread), or set \`static module\` to the module that exports it`);
@@ -90,6 +92,7 @@ async function threadObject(init: ThreadInit): Promise<Thread> {
 export async function runThreadBody(init: ThreadInit): Promise<void> {
   const h = heap();
   setCurrentIdent(init.ident);
+  inheritTypescriptLoader(init.typescriptLoader);
   Atomics.store(h.i32, (init.threadBlock >> 2) + B.NATIVE_ID, getNativeId());
   let thread: Thread | undefined;
   let error: unknown;
@@ -101,7 +104,7 @@ export async function runThreadBody(init: ThreadInit): Promise<void> {
     running = { thread, init };
     if (init.subclass !== undefined) Object.assign(thread, decodeValue(init.subclass.fields));
     const args = decodeValue(init.args) as unknown[];
-    thread._setTargetForRun(init.target === undefined ? undefined : await loadTarget(init.target, init), args);
+    thread._setTargetForRun(init.target === undefined ? undefined : await loadTarget(init.target), args);
     const returned = await thread.run();
     if (returned !== undefined) thread.result = returned as never;
   } catch (caught) {
@@ -116,6 +119,14 @@ function finish(init: ThreadInit, thread: Thread | undefined, failed: boolean, e
   running = undefined;
   const h = heap();
   const block = init.threadBlock;
+  resetExcepthook(); // a reused isolate's next thread starts with the default hook
+  clearThreadLocals();
+  setCurrentThread(undefined);
+  if (!claimEnding(h, block)) {
+    // The parent saw this isolate as dead first (it cannot be, but stay exact): nothing to publish.
+    if (thread === undefined) dropReference(block);
+    return;
+  }
   if (thread !== undefined) {
     try {
       storeEncoded(h, block, B.RESULT, thread._ownFields(), 'thread result');
@@ -127,12 +138,8 @@ function finish(init: ThreadInit, thread: Thread | undefined, failed: boolean, e
     }
   }
   if (failed) storeEncoded(h, block, B.EXCEPTION, error, 'exception');
-  // Published above, then STOPPED, then wake: joiners sleep only while the word is STARTED.
-  Atomics.store(h.i32, (block >> 2) + B.STATE, B.STOPPED);
-  unregisterThread(block);
-  Atomics.notify(h.i32, (block >> 2) + B.STATE);
-  clearThreadLocals();
-  setCurrentThread(undefined);
+  // Published above, then off the live list, then STOPPED and wake: joiners sleep while STARTED.
+  publishStopped(h, block);
   // The parent handed over one reference with the block; the Thread object adopted it, unless
   // building that object failed.
   if (thread === undefined) dropReference(block);

@@ -39,6 +39,11 @@ export function setExcepthook(hook: ExceptHook | undefined): void {
   currentHook = hook ?? excepthook;
 }
 
+/** @internal a reused isolate starts its next thread with the default hook */
+export function resetExcepthook(): void {
+  currentHook = excepthook;
+}
+
 /** The hook in force in this thread. */
 export function getExcepthook(): ExceptHook {
   return currentHook;

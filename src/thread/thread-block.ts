@@ -8,12 +8,12 @@
  * | 1      | IDENT     | the thread's ident (0 before start)                                  |
  * | 2      | NATIVE_ID | the OS thread id, written by the thread                              |
  * | 3      | RESULT    | encoded `{ fields }` the thread hands back (one reference), or 0     |
- * | 4      | FLAGS     | DAEMON 1, MAIN 2                                                     |
+ * | 4      | FLAGS     | DAEMON 1, MAIN 2, ENDING 4 (claimed by whoever ends the thread)      |
  * | 5      | EXCEPTION | encoded error that escaped run() (one reference), or 0               |
  * | 6      | PARENT    | ident of the thread that started it                                 |
  * | 7, 8   | NEXT/PREV | links of the live-thread list (registry.ts), guarded by its mutex    |
  * | 9      | NAME_LEN  | bytes of the name below                                              |
- * | 10..41 | NAME      | the name, UTF-8, at most NAME_BYTES (for views from other threads)   |
+ * | 10..   | NAME      | the name, UTF-8, at most NAME_BYTES (longer names are cut there)     |
  *
  * The thread writes RESULT and EXCEPTION before it stores STOPPED and notifies, so a joiner
  * that sees STOPPED also sees them.
@@ -33,7 +33,7 @@ export const PREV = 8;
 export const NAME_LEN = 9;
 export const NAME = 10;
 
-export const NAME_BYTES = 128;
+export const NAME_BYTES = 1024;
 export const BLOCK_BYTES = NAME * 4 + NAME_BYTES;
 
 export const INITIAL = 0;
@@ -42,6 +42,7 @@ export const STOPPED = 2;
 
 export const DAEMON = 1;
 export const MAIN = 2;
+export const ENDING = 4;
 
 export function writeName(h: Heap, block: number, name: string): void {
   // Cut at NAME_BYTES; `write` never splits a multi-byte character.

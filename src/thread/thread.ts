@@ -91,7 +91,8 @@ export class Thread<R = unknown> extends SharedObject {
 
   /** The thread's name (not unique; for identification). */
   get name(): string {
-    return this.#name;
+    // The shared record is the truth: the thread itself may have renamed itself.
+    return B.readName(this._heap, this._offset);
   }
 
   set name(value: string) {
@@ -106,7 +107,8 @@ export class Thread<R = unknown> extends SharedObject {
 
   set daemon(value: boolean) {
     if (this.state() !== B.INITIAL) throw new ThreadError('cannot set daemon status of active thread');
-    Atomics.store(this.i32, this.base + B.FLAGS, value ? B.DAEMON : 0);
+    if (value) Atomics.or(this.i32, this.base + B.FLAGS, B.DAEMON);
+    else Atomics.and(this.i32, this.base + B.FLAGS, ~B.DAEMON);
   }
 
   /** The thread's ident once started (non-zero, unique among live threads), else undefined. */
@@ -244,10 +246,9 @@ export class Thread<R = unknown> extends SharedObject {
    */
   _markDead(error: unknown): void {
     const h = this._heap;
-    if (Atomics.compareExchange(h.i32, this.base + B.STATE, B.STARTED, B.STOPPED) !== B.STARTED) return;
-    if (h.i32[this.base + B.EXCEPTION] === 0) storeEncoded(h, this._offset, B.EXCEPTION, error, 'exception');
-    unregisterThread(this._offset);
-    Atomics.notify(h.i32, this.base + B.STATE);
+    if (!claimEnding(h, this._offset)) return;
+    storeEncoded(h, this._offset, B.EXCEPTION, error, 'exception');
+    publishStopped(h, this._offset);
   }
 
   #subclassInit(): ThreadInit['subclass'] {
@@ -277,8 +278,10 @@ export class Thread<R = unknown> extends SharedObject {
 
   /** From the event loop: notice the end of a thread nobody joins. */
   async #watchForEnd(): Promise<void> {
-    // futexWaitAsync keeps the loop alive only while it waits; the process keep-alive decides.
-    while (this.state() === B.STARTED) await futexWaitAsync(this.i32, this.base + B.STATE, B.STARTED, Infinity);
+    // A non-daemon thread holds this isolate's event loop open until it ends (so its error is
+    // still reported if it fails after the main code finished); a daemon thread must not.
+    const holdLoop = !this.daemon;
+    while (this.state() === B.STARTED) await futexWaitAsync(this.i32, this.base + B.STATE, B.STARTED, Infinity, undefined, holdLoop);
     this.#afterEnd();
   }
 
@@ -310,6 +313,26 @@ registerKind(Kind.Thread, {
     }
   },
 });
+
+// ---- ending a thread: exactly once, everything published before STOPPED --------------------------
+
+/**
+ * Claims the right to end a thread: its own epilogue and a parent that saw its isolate die may
+ * race; the first to set the ENDING flag publishes the outcome, the other does nothing.
+ */
+export function claimEnding(h: ReturnType<typeof heap>, block: number): boolean {
+  return (Atomics.or(h.i32, (block >> 2) + B.FLAGS, B.ENDING) & B.ENDING) === 0;
+}
+
+/**
+ * The last step of ending: leave the live list, then store STOPPED and wake joiners. A joiner
+ * that sees STOPPED therefore finds the outcome stored and the thread gone from enumerate().
+ */
+export function publishStopped(h: ReturnType<typeof heap>, block: number): void {
+  unregisterThread(block);
+  Atomics.store(h.i32, (block >> 2) + B.STATE, B.STOPPED);
+  Atomics.notify(h.i32, (block >> 2) + B.STATE);
+}
 
 // ---- encoded values in a thread block ---------------------------------------------------------
 
@@ -468,7 +491,12 @@ function defaultName(target: FunctionDescriptor | undefined): string {
   return targetName ? `Thread-${n} (${targetName})` : `Thread-${n}`;
 }
 
-const THREADKIT_DIST = new URL('..', import.meta.url).href;
+/** threadkit's own files: its build, and its sources (stack frames point there under source maps). */
+const THREADKIT_FILES = [new URL('..', import.meta.url).href, new URL('../../src/', import.meta.url).href];
+
+function isThreadkitFrame(url: string): boolean {
+  return THREADKIT_FILES.some((prefix) => url.startsWith(prefix));
+}
 
 /** A target's descriptor; a source that imports remembers the calling module (relative specifiers resolve there). */
 function describeThreadTarget(target: ThreadFunction): FunctionDescriptor {
@@ -479,7 +507,7 @@ function describeThreadTarget(target: ThreadFunction): FunctionDescriptor {
 
 /** The module that called into threadkit (relative `import()` in a target resolves there). */
 export function callerModule(): string | undefined {
-  for (const url of stackUrls()) if (!url.startsWith(THREADKIT_DIST)) return url;
+  for (const url of stackUrls()) if (!isThreadkitFrame(url)) return url;
   return undefined;
 }
 
@@ -494,7 +522,8 @@ function stackUrls(): string[] {
 
 /** Where a Thread subclass is defined: `static module`, else its constructor's frame on the stack. */
 function classModule(Class: typeof Thread): string {
-  if (Class.module !== undefined) return Class.module instanceof URL ? Class.module.href : String(Class.module);
+  // Only the class's own `static module` counts: a base class's does not say where a subclass is.
+  if (Object.hasOwn(Class, 'module') && Class.module !== undefined) return Class.module instanceof URL ? Class.module.href : String(Class.module);
   for (const line of (new Error().stack ?? '').split('\n')) {
     if (!line.includes(`new ${Class.name} `)) continue;
     const match = /\(((?:file|data):\/\/[^\s)]+?|\/[^\s)]+?)(?::\d+){1,2}\)$/.exec(line.trim());

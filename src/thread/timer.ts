@@ -8,6 +8,9 @@ import { describe } from '../shm/futex.js';
 import { Thread } from './thread.js';
 
 export class Timer extends Thread {
+  /** Where threads import this class from (stack frames may point at the sources instead). */
+  static override module = import.meta.url;
+
   /** Set by `cancel()`; the timer thread waits on it for the interval. */
   finished: Event;
   /** The delay in milliseconds. */
