@@ -31,3 +31,8 @@ export const isMainThread: boolean = nodeIsMainThread;
 export { Future, type FutureWaitOptions } from './futures/future.js';
 export { ThreadPoolExecutor, type ThreadPoolOptions, type MapOptions } from './futures/thread-pool.js';
 export { wait, waitAsync, asCompleted, asCompletedAsync, FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED, type ReturnWhen, type WaitResult } from './futures/wait.js';
+export { Queue } from './queue/queue.js';
+export { LifoQueue } from './queue/lifo.js';
+export { PriorityQueue } from './queue/priority.js';
+export { SimpleQueue } from './queue/simple.js';
+export type { QueueOptions, QueueAsyncOptions, QueueJoinOptions } from './queue/core.js';
