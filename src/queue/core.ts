@@ -633,27 +633,29 @@ export interface QueueJoinOptions {
 let optBlock = true;
 let optTimeout: number | undefined;
 
-function parseOptions(options: QueueOptions | undefined, what: string): void {
+/** Parses `{ block, timeout }` into optBlock / optTimeout; `name.op` names the call in errors. */
+function parseOptions(options: QueueOptions | undefined, name: string, op: string): void {
   optBlock = true;
   optTimeout = undefined;
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`${what}: expected an options object such as { block: false } or { timeout: 500 }, got ${describe(options)}`);
+    throw new TypeError(`${name}.${op}: expected an options object such as { block: false } or { timeout: 500 }, got ${describe(options)}`);
   }
-  const { block, timeout } = options;
+  const block = options.block;
+  const timeout = options.timeout;
   if (block !== undefined) {
-    if (typeof block !== 'boolean') throw new TypeError(`${what}: block must be a boolean, got ${describe(block)}`);
+    if (typeof block !== 'boolean') throw new TypeError(`${name}.${op}: block must be a boolean, got ${describe(block)}`);
     optBlock = block;
   }
   if (timeout !== undefined && timeout !== null) {
-    if (typeof timeout !== 'number' || Number.isNaN(timeout)) throw new TypeError(`${what}: timeout must be a number of milliseconds, got ${describe(timeout)}`);
-    if (timeout > TIMEOUT_MAX && timeout !== Infinity) throw new RangeError(`${what}: timeout ${timeout} is larger than TIMEOUT_MAX (${TIMEOUT_MAX} ms)`);
+    if (typeof timeout !== 'number' || Number.isNaN(timeout)) throw new TypeError(`${name}.${op}: timeout must be a number of milliseconds, got ${describe(timeout)}`);
+    if (timeout > TIMEOUT_MAX && timeout !== Infinity) throw new RangeError(`${name}.${op}: timeout ${timeout} is larger than TIMEOUT_MAX (${TIMEOUT_MAX} ms)`);
     optTimeout = timeout;
   }
 }
 
-function negativeTimeout(what: string): RangeError {
-  return new RangeError(`${what}: 'timeout' must be a non-negative number`);
+function negativeTimeout(name: string, op: string): RangeError {
+  return new RangeError(`${name}.${op}: 'timeout' must be a non-negative number`);
 }
 
 /** Checks a maxsize; returns what is stored (an int32; <= 0 means unbounded). */
@@ -913,7 +915,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
       return;
     }
     try {
-      parseOptions(options, `${this._name}.put`);
+      parseOptions(options, this._name, 'put');
     } catch (error) {
       unstage(st);
       throw error;
@@ -923,7 +925,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
     if (optBlock && optTimeout !== undefined && optTimeout < 0 && this._bounded()) {
       unstage(st);
       if (this.isShutdown) throw new QueueShutDown();
-      throw negativeTimeout(`${this._name}.put`);
+      throw negativeTimeout(this._name, 'put');
     }
     this._putWait(st, optBlock, optTimeout, 'put');
   }
@@ -958,7 +960,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
       }
       if (timeout !== undefined && timeout < 0) {
         unstage(st);
-        throw negativeTimeout(`${this._name}.${op}`);
+        throw negativeTimeout(this._name, op);
       }
       if (Number.isNaN(deadline)) deadline = deadlineAfter(timeout ?? Infinity);
       if (!this._waitNotFull(deadline)) {
@@ -1085,7 +1087,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
       if (value !== NONE) return this._finish(value) as T;
       return this._getWait(true, undefined, 'get');
     }
-    parseOptions(options, `${this._name}.get`);
+    parseOptions(options, this._name, 'get');
     return this._getWait(optBlock, optTimeout, 'get');
   }
 
@@ -1113,7 +1115,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
   private _getWait(block: boolean, timeout: number | undefined, op: string): T {
     if (block && timeout !== undefined && timeout < 0) {
       if (this.isShutdown && !this._available()) throw new QueueShutDown();
-      throw negativeTimeout(`${this._name}.${op}`);
+      throw negativeTimeout(this._name, op);
     }
     let deadline = NaN;
     for (;;) {
@@ -1227,15 +1229,14 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
    * Rejects as `put` throws, or with `signal.reason` on abort (the item is then not put).
    */
   async putAsync(item: T, options?: QueueAsyncOptions): Promise<void> {
-    const what = `${this._name}.putAsync`;
-    parseOptions(options, what);
+    parseOptions(options, this._name, 'putAsync');
     const block = optBlock;
     const timeout = optTimeout;
     const signal = options?.signal;
     signal?.throwIfAborted();
     if (block && timeout !== undefined && timeout < 0 && this._bounded()) {
       if (this.isShutdown) throw new QueueShutDown();
-      throw negativeTimeout(what);
+      throw negativeTimeout(this._name, 'putAsync');
     }
     let st = this._stage(STAGE, item, 'putAsync');
     const h = this._heap;
@@ -1253,7 +1254,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
         if (status === PUT_OK) return;
         if (status === PUT_SHUT) throw new QueueShutDown();
         if (!block) throw new QueueFull();
-        if (timeout !== undefined && timeout < 0) throw negativeTimeout(what);
+        if (timeout !== undefined && timeout < 0) throw negativeTimeout(this._name, 'putAsync');
         if (Number.isNaN(deadline)) deadline = deadlineAfter(timeout ?? Infinity);
         if (st === STAGE) st = st.detach();
         if (!(await this._waitAsync(PUT_WAITERS, NOT_FULL_SEQ, false, deadline, signal))) {
@@ -1273,15 +1274,14 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
    * Rejects as `get` throws, or with `signal.reason` on abort (no item is taken).
    */
   async getAsync(options?: QueueAsyncOptions): Promise<T> {
-    const what = `${this._name}.getAsync`;
-    parseOptions(options, what);
+    parseOptions(options, this._name, 'getAsync');
     const block = optBlock;
     const timeout = optTimeout;
     const signal = options?.signal;
     signal?.throwIfAborted();
     if (block && timeout !== undefined && timeout < 0) {
       if (this.isShutdown && !this._available()) throw new QueueShutDown();
-      throw negativeTimeout(what);
+      throw negativeTimeout(this._name, 'getAsync');
     }
     const h = this._heap;
     const lockWord = this._base + (this._oneLock ? PUT_WORD : GET_WORD);

@@ -3,6 +3,8 @@
  * then wait in the mailbox for more threads (pool.ts) until idle for `keepIdleMs`.
  */
 
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { workerData } from 'node:worker_threads';
 import { attachThread, heap } from '../shm/current.js';
 import { decodeValue } from '../shm/codec.js';
@@ -38,6 +40,21 @@ await new Promise((resolve) => process.stdout.write('', resolve));
 await new Promise((resolve) => process.stderr.write('', resolve));
 process.exit(0);
 
+/** A full collection in this isolate (Node's gc, reached without --expose-gc on the command line). */
+function collectGarbage(): void {
+  try {
+    gc ??= (() => {
+      setFlagsFromString('--expose-gc');
+      return runInNewContext('gc') as () => void;
+    })();
+    gc();
+  } catch {
+    // not available: the finalizers will run when V8 collects on its own
+  }
+}
+
+let gc: (() => void) | undefined;
+
 /** Parks the isolate until a parent hands it a thread, or it has idled long enough (then undefined). */
 async function waitForNextThread(): Promise<ThreadInit | undefined> {
   if (data.keepIdleMs <= 0 && !hasLiveChildren()) return undefined;
@@ -49,6 +66,9 @@ async function waitForNextThread(): Promise<ThreadInit | undefined> {
   if (futexWait(h.i32, state, IDLE, performance.now() + SYNC_IDLE_MS, SPIN_IDLE_MICROS) !== 'timed-out' && Atomics.load(h.i32, state) === ASSIGNED) {
     return takeAssigned();
   }
+  // Idle now: collect this isolate's garbage, so the wrappers the finished thread left (its
+  // args, its Thread object) release their shared blocks instead of holding them while idle.
+  collectGarbage();
   for (;;) {
     // Sleep only while the word says IDLE; a parent writes ASSIGNED before it notifies.
     await futexWaitAsync(h.i32, state, IDLE, performance.now() + Math.max(data.keepIdleMs, 1));

@@ -33,7 +33,7 @@ export const PREV = 8;
 export const NAME_LEN = 9;
 export const NAME = 10;
 
-export const NAME_BYTES = 1024;
+export const NAME_BYTES = 208;
 export const BLOCK_BYTES = NAME * 4 + NAME_BYTES;
 
 export const INITIAL = 0;
