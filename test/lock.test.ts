@@ -114,23 +114,28 @@ function describeLockContract(name: string, makeLock: () => AnyLock): void {
     it('acquireAsync waits without blocking the event loop, and honours timeout and signal', async () => {
       const lock = makeLock();
       const held = new Event();
+      const release = new Event();
       const holder = startThread(
-        (l: AnyLock, h: Event) => {
+        (l: AnyLock, h: Event, r: Event) => {
           l.acquire();
           h.set();
-          const t0 = performance.now();
-          while (performance.now() - t0 < 60);
+          r.wait();
           l.release();
         },
-        [lock, held],
+        [lock, held, release],
       );
       assert.equal(await held.waitAsync({ timeout: 10_000 }), true);
-      let ticks = 0;
-      const timer = setInterval(() => ticks++, 5);
-      assert.equal(await lock.acquireAsync({ timeout: 10_000 }), true);
-      clearInterval(timer);
+      let settled = false;
+      const pending = lock.acquireAsync({ timeout: 10_000 }).then((ok) => {
+        settled = true;
+        return ok;
+      });
+      // A timer fires while the acquire waits: the event loop is free.
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      assert.equal(settled, false, 'the lock is still held by the thread');
+      release.set();
+      assert.equal(await pending, true);
       holder.join();
-      assert.ok(ticks > 0, 'the event loop kept running while waiting');
       lock.release();
 
       lock.acquire();

@@ -49,6 +49,28 @@ async function settleTo(baseline: number, slack: number): Promise<number> {
 /** A bound for waits that must succeed: a bug shows as a failed assertion, not a hung test. */
 const LONG = 10_000;
 
+/**
+ * Settles until the used bytes have not changed for 100 ms (the isolates of ended threads have
+ * exited and released what they held), at most LONG ms. For baselines: a baseline taken too
+ * early is only too high, which makes the check after a run more lenient, never flaky.
+ */
+async function settleQuiet(): Promise<void> {
+  const deadline = performance.now() + LONG;
+  let last = -1;
+  let since = performance.now();
+  while (performance.now() < deadline) {
+    await settle();
+    const used = heapStats().usedBytes;
+    if (used !== last) {
+      last = used;
+      since = performance.now();
+    } else if (performance.now() - since >= 100) {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 function joinAll(threads: Thread[]): void {
   for (const t of threads) t.join();
 }
@@ -146,6 +168,67 @@ function runStress(q: Queue<unknown> | SimpleQueue<unknown>, total: number, task
   assert.equal(q.empty(), true);
 }
 
+/** The same with a PriorityQueue: numbers only (the generic producer mixes kinds that do not compare). */
+function runPriorityStress(total: number): void {
+  const q = new PriorityQueue<number | null>(100);
+  const tally = sharedArray(Uint8Array, total);
+  const sum = new SharedValue('float64');
+  const per = total / 4;
+  const p = Array.from({ length: 4 }, (_, i) =>
+    startThread(
+      (queue: PriorityQueue<number>, first: number, count: number) => {
+        for (let v = first; v < first + count; v++) {
+          for (;;) {
+            try {
+              queue.put(v, { timeout: 0.5 });
+              break;
+            } catch (error) {
+              if ((error as Error).name !== 'QueueFull') throw error;
+            }
+          }
+        }
+      },
+      [q, i * per, per],
+    ),
+  );
+  const c = Array.from({ length: 4 }, () =>
+    startThread<number>(
+      (queue: PriorityQueue<number | null>, t: Uint8Array, s: SharedValue<'float64'>) => {
+        let got = 0;
+        let sumHere = 0;
+        for (;;) {
+          const v = queue.get();
+          queue.taskDone();
+          if (v === null) break;
+          Atomics.add(t, v, 1);
+          sumHere += v;
+          got++;
+        }
+        s.add(sumHere);
+        return got;
+      },
+      [q, tally, sum],
+    ),
+  );
+  joinAll(p);
+  q.join();
+  // null does not compare with numbers (nor with null): one sentinel at a time, each put once
+  // the queue is empty and the previous one was taken and marked done.
+  for (let i = 0; i < 4; i++) {
+    q.put(null);
+    q.join();
+  }
+  joinAll(c);
+  assert.equal(c.reduce((a, t) => a + (t.result ?? 0), 0), total);
+  assert.equal(tally.findIndex((n) => n !== 1), -1);
+  assert.equal(sum.value, (total * (total - 1)) / 2);
+  assert.equal(q.qsize(), 0);
+}
+
+// Memory checks: each thread's isolate exits when the thread ends and releases what it held,
+// instead of idling (warm, for reuse) with that garbage until it collects.
+configureThreads({ keepIdleMs: 0 });
+
 describe('queue stress', () => {
   it('runs with --expose-gc (the memory checks need it)', () => {
     assert.equal(typeof gc, 'function');
@@ -154,8 +237,7 @@ describe('queue stress', () => {
   it('Queue(1000): 4 producers x 4 consumers, 250k items with nowait and timeouts mixed in; join() returns; the heap comes back', async () => {
     // The first threads of the process create lasting state (the thread table…): not a leak.
     runStress(new Queue(1000), 4000, true);
-    await settleTo(0, 0);
-    await settle();
+    await settleQuiet();
     const before = heapStats().usedBytes;
     runStress(new Queue(1000), 250_000, true);
     const after = await settleTo(before, 8192);
@@ -163,7 +245,7 @@ describe('queue stress', () => {
   });
 
   it('SimpleQueue: 4 producers x 4 consumers, 250k items', async () => {
-    await settle();
+    await settleQuiet();
     const before = heapStats().usedBytes;
     runStress(new SimpleQueue(), 250_000, false);
     const after = await settleTo(before, 8192);
@@ -171,61 +253,10 @@ describe('queue stress', () => {
   });
 
   it('LifoQueue(100) and PriorityQueue(100): 4 producers x 4 consumers, 40k items each', async () => {
-    await settle();
+    await settleQuiet();
     const before = heapStats().usedBytes;
     runStress(new LifoQueue(100), 40_000, true);
-    // Priority items must compare: numbers only here (the generic producer mixes kinds).
-    const q = new PriorityQueue<number | null>(100);
-    const tally = sharedArray(Uint8Array, 40_000);
-    const sum = new SharedValue('float64');
-    const p = Array.from({ length: 4 }, (_, i) =>
-      startThread(
-        (queue: PriorityQueue<number>, first: number, count: number) => {
-          for (let v = first; v < first + count; v++) {
-            for (;;) {
-              try {
-                queue.put(v, { timeout: 0.5 });
-                break;
-              } catch (error) {
-                if ((error as Error).name !== 'QueueFull') throw error;
-              }
-            }
-          }
-        },
-        [q, i * 10_000, 10_000],
-      ),
-    );
-    const c = Array.from({ length: 4 }, (_, i) =>
-      startThread<number>(
-        (queue: PriorityQueue<number | null>, t: Uint8Array, s: SharedValue<'float64'>) => {
-          let got = 0;
-          let total = 0;
-          for (;;) {
-            const v = queue.get();
-            queue.taskDone();
-            if (v === null) break;
-            Atomics.add(t, v, 1);
-            total += v;
-            got++;
-          }
-          s.add(total);
-          return got;
-        },
-        [q, tally, sum, i],
-      ),
-    );
-    joinAll(p);
-    q.join();
-    // null does not compare with numbers (nor with null): one sentinel at a time, each put once
-    // the queue is empty and the previous one was taken and marked done.
-    for (let i = 0; i < 4; i++) {
-      q.put(null);
-      q.join();
-    }
-    joinAll(c);
-    assert.equal(c.reduce((a, t) => a + (t.result ?? 0), 0), 40_000);
-    assert.equal(tally.findIndex((n) => n !== 1), -1);
-    assert.equal(sum.value, (40_000 * 39_999) / 2);
+    runPriorityStress(40_000);
     const after = await settleTo(before, 8192);
     assert.ok(after - before < 8192, `used bytes grew from ${before} to ${after}`);
   });
@@ -269,7 +300,7 @@ describe('queue memory', () => {
   it('10 million small items through a SimpleQueue and through a Queue(10000): heap and RSS back to baseline', async () => {
     // Warm up: the isolates the threads run on stay in the pool, so the baseline includes them.
     assert.equal(stream(new SimpleQueue<number>(), 100_000, 65_536), expected(100_000));
-    await settleTo(0, 0);
+    await settleQuiet();
     const before = heapStats();
     const rssBefore = process.memoryUsage().rss;
     const n = 10_000_000;
