@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
-import { CancelledError, Event, Future, Thread, ThreadPoolExecutor, configureThreads, heapStats, waitAsync } from 'threadkit';
+import { CancelledError, Event, Future, SharedValue, Thread, ThreadPoolExecutor, configureThreads, heapStats, waitAsync } from 'threadkit';
 import { settle } from './fixtures/futures-helpers.js';
-import { runThreads } from './helpers.js';
+import { runThreads, startThread } from './helpers.js';
 
 // Pool threads release the future wrappers they decoded only when their isolate exits (see the
 // todo "futures of finished tasks are freed while the pool lives" in pool.test.ts): let isolates
@@ -165,5 +165,33 @@ describe('pool stress', () => {
       else if (i % 5 === 0) assert.ok(outcome.status === 'rejected' && (outcome.reason as Error).message === `no ${i}`, `future ${i}`);
       else assert.ok(outcome.status === 'fulfilled' && outcome.value === i, `future ${i}`);
     }
+  });
+
+  it('done callbacks added while another thread completes the futures all run', async () => {
+    const N = 20_000;
+    let lost = 0;
+    for (let round = 0; round < 3 && lost === 0; round++) {
+      const futures = Array.from({ length: N }, () => new Future<number>());
+      const progress = new SharedValue('int32', -1);
+      const t = startThread(
+        (fs: Future<number>[], p: SharedValue<'int32'>) => {
+          for (let i = 0; i < fs.length; i++) {
+            p.store(i);
+            fs[i]!.setResult(i);
+          }
+        },
+        [futures, progress],
+      );
+      const ran = new Uint8Array(N);
+      for (let i = 0; i < N; i++) {
+        // Add the callback just as the thread is about to complete this future.
+        while (progress.load() < i && t.isAlive());
+        futures[i]!.addDoneCallback(() => (ran[i] = 1));
+      }
+      t.join();
+      for (let i = 0; i < 100; i++) await tick();
+      lost = ran.filter((r) => r === 0).length;
+    }
+    assert.equal(lost, 0, `${lost} of ${N} callbacks never ran`);
   });
 });

@@ -169,12 +169,15 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     if (typeof fn !== 'function') throw new TypeError(`Future.addDoneCallback(fn): expected a function, got ${describe(fn)}`);
     if (this.done()) return runCallback(this, fn);
     let entry = localCallbacks.get(this._offset);
+    const first = entry === undefined;
     if (entry === undefined) {
       entry = { future: this as Future<unknown>, callbacks: [] };
       localCallbacks.set(this._offset, entry);
-      void this.watchForCallbacks();
     }
+    // Push before the watcher starts: a future that completes now runs the watcher's
+    // synchronous part at once, and it must find this callback in the entry.
     entry.callbacks.push(fn as DoneCallback<unknown>);
+    if (first) void this.watchForCallbacks();
   }
 
   /**

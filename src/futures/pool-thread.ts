@@ -8,7 +8,7 @@ import { ThreadError } from '../errors.js';
 import { heap } from '../shm/current.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
 import { getNativeId } from '../thread/thread.js';
-import { importModule } from '../thread/body.js';
+import { addIsolateExitHook, importModule } from '../thread/body.js';
 import type { Future } from './future.js';
 import type { ThreadPoolExecutor } from './thread-pool.js';
 import { takeRecord } from './task-queue.js';
@@ -17,7 +17,8 @@ type Task = (...args: unknown[]) => unknown;
 
 /** The future this thread is running, so that `process.exit()` in a task still settles it. */
 let running: Future | undefined;
-process.on('exit', (code) => {
+// Runs from the worker's exit handler before it releases what the isolate holds (the future too).
+addIsolateExitHook((code) => {
   try {
     running?.setException(new ThreadError(`process.exit(${code}) was called in a task: it ended the pool thread's isolate`));
   } catch {

@@ -18,7 +18,7 @@
 import { availableParallelism } from 'node:os';
 import { inspect } from 'node:util';
 import { BrokenThreadPool, ThreadError } from '../errors.js';
-import { decodeValue, encodeToBytes } from '../shm/codec.js';
+import { decodeValue, dropEncoded, encodeToBytes, forEachHandle } from '../shm/codec.js';
 import { deadlineAfter, describe, msUntil, timeoutOrZero } from '../shm/futex.js';
 import { type FunctionDescriptor, type ThreadFunction, describeFunction } from '../shm/functions.js';
 import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs } from '../shm/handles.js';
@@ -197,7 +197,10 @@ export class ThreadPoolExecutor extends SharedObject {
     if (this.#settings === undefined) {
       const h = this._heap;
       h.ensureMapped(h.topBytes());
-      this.#settings = decodeValue(h.buf, h.i32[this.base + SETTINGS]!) as Settings;
+      const block = h.i32[this.base + SETTINGS]!;
+      // Each decode adopts one reference per handle; the stored settings keep their own.
+      forEachHandle(h.buf, block, (offset) => h.retain(offset));
+      this.#settings = decodeValue(h.buf, block) as Settings;
     }
     return this.#settings;
   }
@@ -358,6 +361,8 @@ registerKind(Kind.Executor, {
   revive: (offset) => reviveAs(offset, () => new ThreadPoolExecutor()),
   destroy: (h, offset) => {
     new TaskQueue(h, offset >> 2).destroy();
-    dropReference(h.i32[(offset >> 2) + SETTINGS]!);
+    const settings = h.i32[(offset >> 2) + SETTINGS]!;
+    dropEncoded(h.buf, settings);
+    dropReference(settings);
   },
 });

@@ -21,8 +21,16 @@ export { hasLiveChildren } from './thread.js';
 
 let running: { thread: Thread; init: ThreadInit } | undefined;
 
+/** Work to settle when the isolate exits, before it releases the shared objects it holds. */
+const exitHooks: ((code: number) => void)[] = [];
+
+export function addIsolateExitHook(hook: (code: number) => void): void {
+  exitHooks.push(hook);
+}
+
 /** `process.exit()` inside a thread ends the isolate at once: the thread still ends cleanly. */
 export function onIsolateExit(code: number): void {
+  for (const hook of exitHooks) hook(code);
   if (running === undefined) return;
   const { thread } = running;
   running = undefined;
