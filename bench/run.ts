@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: runs every benchmark in turn (lock, pingpong, codec, threads, pool), prints one table and
+ * `npm run bench`: runs every benchmark in turn (lock, pingpong, codec, threads, pool, queue), prints one table and
  * writes it as Markdown to bench/RESULTS.md. The benchmarks import the build (dist/), so run
  * `npm run build` first; a warning is printed when src/ is newer than the build.
  */
@@ -13,6 +13,7 @@ import { type Row, formatMarkdown, formatTable, machineLine } from './lib.js';
 import { run as runLock } from './lock.js';
 import { run as runPingPong } from './pingpong.js';
 import { run as runPool } from './pool.js';
+import { run as runQueue } from './queue.js';
 import { run as runThreads } from './threads.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -50,6 +51,7 @@ const benchmarks: [string, () => Row[] | Promise<Row[]>][] = [
   ['codec', runCodec],
   ['threads', runThreads],
   ['pool', runPool],
+  ['queue', runQueue],
 ];
 
 if (newestMtime(join(root, 'src')) > newestMtime(join(root, 'dist'))) {

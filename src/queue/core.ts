@@ -35,19 +35,20 @@
  * | 30   | HEAD           | getters              | FIFO: bytes ever consumed                         |
  * | 31   | HEAD_SHOWN     | getters              | FIFO: the HEAD last stored in HEAD_PUB            |
  * | 32   | PUT_CACHE      | getters              | the last PUT_WORD a getter read                   |
- * | 33   | DONE_WORD      | taskDone, shutdown   | tasks ever done × 4                               |
- * | 46   | PUT_WORD       | putters              | items ever put × 4 + put lock state               |
- * | 62   | GET_WORD       | getters              | items ever taken × 4 + get lock state (FIFO)      |
+ * | 33   | DONE_WORD      | taskDone, shutdown   | tasks ever done × 8                               |
+ * | 46   | PUT_WORD       | putters              | items ever put × 8 + WAIT (getters sleep) + put lock state |
+ * | 62   | GET_WORD       | getters              | items ever taken × 8 + WAIT (putters sleep) + get lock state (FIFO) |
  * | 63   | HEAD_PUB       | getters              | FIFO: a HEAD no newer than the real one           |
  *
- * Lock-and-counter words: `count × 4 + state`, the state being the three-state mutex of
- * shm/mutex.ts (0 free, 1 held, 2 held and maybe slept on). Taking the lock is one
- * compareExchange that keeps the count; releasing it is one exchange that writes the new count
- * with state 0, so releasing *is* publishing: a getter that reads the put word and sees a count
- * sees every record written before it. Counts wrap (30 bits); differences are taken modulo 2^32
- * (`((a & -4) - (b & -4) | 0) >> 2`). `qsize = put count - get count`, `unfinishedTasks = put
- * count - DONE_WORD / 4`. For LIFO and priority the put word's lock guards both ends and the
- * get word is only a counter.
+ * Lock-and-counter words: `count × 8 + WAIT (bit 2) + lock state (bits 0-1)`, the lock state
+ * being the three-state mutex of shm/mutex.ts (0 free, 1 held, 2 held and maybe slept on).
+ * Taking the lock is one compareExchange that keeps the count; releasing it is one
+ * compareExchange that writes the new count with the lock free, so releasing *is* publishing:
+ * a getter that reads the put word and sees a count sees every record written before it. Counts
+ * wrap (29 bits); differences are taken modulo 2^32 (`((a & -8) - (b & -8) | 0) >> 3`), so a
+ * queue holds at most 2^28 items. `qsize = put count - get count`, `unfinishedTasks = put count
+ * - DONE_WORD / 8`. For LIFO and priority the put word's lock guards both ends and the get
+ * word is only a counter (with WAIT).
  *
  * Each end keeps a copy of the other end's word (PUT_CACHE, GET_CACHE) and a FIFO putter a
  * copy of the get end's position (HEAD_CACHE), re-read only when the copy says "empty", "full"
@@ -70,17 +71,20 @@
  * | CODEC    | the value codec's bytes (handles inside own their references) |
  * | BLOCK    | int32: a Bytes block that holds the codec bytes |
  *
- * Waking (the rule at every Atomics call below): a sleeper first registers in a waiter count,
- * then reads the futex word, then re-checks the condition, then sleeps only while the word still
- * holds what it read. A waker first changes the condition (a count), then reads the waiter
- * count, and bumps the word and notifies only if someone is registered. These are all
- * sequentially consistent atomics, so either the sleeper sees the new condition or the waker
- * sees the sleeper, and a bump between the sleeper's read and its sleep makes the sleep return
- * at once. One notify wakes one sleeper per item (or per freed slot): a woken thread takes the
- * item or, if another thread took it first, sleeps again; a thread whose wait timed out is not
- * one a notify can pick (Atomics.notify wakes only threads still asleep). An async waiter that
- * is aborted wakes every sleeper on its word (futexWaitAsync does), so it cannot swallow a wake
- * meant for another.
+ * Waking (the rule at every Atomics call below). A getter that must sleep registers in
+ * GET_WAITERS, reads its futex word NOT_EMPTY_SEQ, sets WAIT on the put word, re-checks the
+ * count, and sleeps only while NOT_EMPTY_SEQ still holds what it read (putters: PUT_WAITERS,
+ * NOT_FULL_SEQ, WAIT on the get word). A put publishes with a compareExchange from the value it
+ * locked: if WAIT was set before that, the exchange fails or WAIT was already in the locked
+ * value, and the putter takes the slow release (releaseSlow): it bumps NOT_EMPTY_SEQ, wakes one
+ * sleeper, and keeps WAIT set while others stay registered. If WAIT is set after the publish,
+ * the sleeper's re-check (which follows its WAIT) sees the item. These are all sequentially
+ * consistent atomics, so the hot path pays nothing for sleepers (no waiter count is read) and no
+ * wake is lost. One notify wakes one sleeper per item (or per freed slot): a woken thread takes
+ * the item or, if another thread took it first, sleeps again; a thread whose wait timed out is
+ * not one a notify can pick (Atomics.notify wakes only threads still asleep). An async waiter
+ * that is aborted wakes every sleeper on its word (futexWaitAsync does), so it cannot swallow a
+ * wake meant for another. shutdown() and a raised maxsize bump the words and wake everyone.
  */
 
 import { inspect } from 'node:util';
@@ -352,15 +356,10 @@ export function writePayload(h: Heap, st: Staged, p: number): number {
     case R.UTF8:
       return (h.buf as unknown as FastBuffer).utf8Write(st.str, p, st.len);
     case R.CODEC: {
+      // TypedArray#set (a memcpy) beats a byte loop from about 8 bytes on.
       const bytes = st.bytes!;
-      const n = bytes.length;
-      if (n < 64) {
-        const u8 = h.u8;
-        for (let i = 0; i < n; i++) u8[p + i] = bytes[i]!;
-      } else {
-        h.u8.set(bytes, p);
-      }
-      return n;
+      h.u8.set(bytes, p);
+      return bytes.length;
     }
     case R.BLOCK:
       h.i32[p >> 2] = st.block;
@@ -380,6 +379,8 @@ export const DECODE_ITEM: unique symbol = Symbol('decode item');
 
 /** Codec bytes copied out of the storage under the lock, decoded after it is released. */
 const scratch = Buffer.allocUnsafeSlow(INLINE_MAX);
+/** The same memory as Int32 words: records are 4-aligned, so the copy goes a word at a time. */
+const scratch32 = new Int32Array(scratch.buffer, scratch.byteOffset, INLINE_MAX >> 2);
 /** The block taken for DECODE_BLOCK / DECODE_ITEM. */
 export let takenBlock = 0;
 export function setTakenBlock(block: number): void {
@@ -404,12 +405,9 @@ export function readPayload(h: Heap, type: number, len: number, p: number): unkn
     case R.UTF8:
       return (h.buf as unknown as FastBuffer).utf8Slice(p, p + len);
     case R.CODEC: {
-      if (len < 64) {
-        const u8 = h.u8;
-        for (let i = 0; i < len; i++) scratch[i] = u8[p + i]!;
-      } else {
-        h.buf.copy(scratch, 0, p, p + len);
-      }
+      const i32 = h.i32;
+      const from = p >> 2;
+      for (let i = 0, words = (len + 3) >> 2; i < words; i++) scratch32[i] = i32[from + i]!;
       return DECODE_SCRATCH;
     }
     case R.BLOCK:
@@ -432,7 +430,7 @@ export function readPayload(h: Heap, type: number, len: number, p: number): unkn
  * A short ASCII string from bytes: String.fromCharCode with the codes as arguments is about
  * three times faster here than a concatenation loop or Buffer#latin1Slice (a native call).
  */
-function shortAscii(u8: Uint8Array, p: number, n: number): string {
+export function shortAscii(u8: Uint8Array, p: number, n: number): string {
   const c = String.fromCharCode;
   switch (n) {
     case 0:
@@ -498,6 +496,7 @@ export function dropRecord(h: Heap, type: number, p: number): void {
  * notifies, and a release between the mark and the sleep changes the value: no sleep).
  */
 export function lockCounted(i32: Int32Array, index: number, guess: number): number {
+  // Taking a free lock wakes nobody and makes nobody sleep: no wake-up to lose here.
   const seen = Atomics.compareExchange(i32, index, guess, guess | HELD);
   if (seen === guess) return guess | HELD;
   if ((seen & 3) === 0 && Atomics.compareExchange(i32, index, seen, seen | HELD) === seen) return seen | HELD;
@@ -505,6 +504,7 @@ export function lockCounted(i32: Int32Array, index: number, guess: number): numb
 }
 
 function lockCountedSlow(i32: Int32Array, index: number): number {
+  // Spin first (a holder on another core releases within ~100 ns): nothing sleeps yet.
   for (let spin = 0; spin < 100; spin++) {
     const v = Atomics.load(i32, index);
     if ((v & 3) === 0 && Atomics.compareExchange(i32, index, v, v | HELD) === v) return v | HELD;
@@ -517,6 +517,8 @@ function lockCountedSlow(i32: Int32Array, index: number): number {
       if (Atomics.compareExchange(i32, index, v, v | CONTENDED) === v) return v | CONTENDED;
       continue;
     }
+    // Mark CONTENDED, then sleep only while the word is exactly that: the holder's release
+    // changes the word, and notifies because it sees CONTENDED.
     const marked = (v & -4) | CONTENDED;
     if (state === HELD && Atomics.compareExchange(i32, index, v, marked) !== v) continue;
     futexWait(i32, index, marked, Infinity);
@@ -525,6 +527,7 @@ function lockCountedSlow(i32: Int32Array, index: number): number {
 
 /** One attempt (for callers that must not block: async paths, a getter trying the put lock); -1 if held. */
 export function tryLockCounted(i32: Int32Array, index: number, guess: number): number {
+  // Never sleeps: no wake-up to lose.
   const seen = Atomics.compareExchange(i32, index, guess, guess | HELD);
   if (seen === guess) return guess | HELD;
   if ((seen & 3) === 0 && Atomics.compareExchange(i32, index, seen, seen | HELD) === seen) return seen | HELD;
@@ -540,6 +543,7 @@ export async function lockCountedAsync(i32: Int32Array, index: number): Promise<
       if (Atomics.compareExchange(i32, index, v, v | CONTENDED) === v) return v | CONTENDED;
       continue;
     }
+    // As lockCountedSlow: mark CONTENDED, sleep only while the word is exactly that.
     const marked = (v & -4) | CONTENDED;
     if (state === HELD && Atomics.compareExchange(i32, index, v, marked) !== v) continue;
     await futexWaitAsync(i32, index, marked, Infinity);
@@ -556,11 +560,23 @@ export async function lockCountedAsync(i32: Int32Array, index: number): Promise<
  * check. Otherwise (WAIT set, or CONTENDED) `releaseSlow`.
  */
 export function releasePublish(i32: Int32Array, index: number, held: number, next: number, waiters: number, seq: number): void {
+  // The compareExchange fails if anyone marked the word (WAIT, CONTENDED) since we took it.
   if ((held & (WAIT | 3)) !== HELD || Atomics.compareExchange(i32, index, held, next) !== held) releaseSlow(i32, index, next, waiters, seq, true);
+}
+
+/**
+ * Publishes a new count on a word that is not locked (the get word of one-lock queues, whose
+ * lock is the put word): `seen` is its value as read under that lock. Same wake rule as
+ * releasePublish; only WAIT (set by a putter without the lock) can have changed it.
+ */
+export function publishCount(i32: Int32Array, index: number, seen: number, next: number, waiters: number, seq: number): void {
+  // The compareExchange fails if a sleeper set WAIT since we read the word.
+  if ((seen & WAIT) !== 0 || Atomics.compareExchange(i32, index, seen, next) !== seen) releaseSlow(i32, index, next, waiters, seq, true);
 }
 
 /** Releases a word held as `held` without publishing: count and WAIT stay, the lock is freed. */
 export function releaseKeep(i32: Int32Array, index: number, held: number): void {
+  // As releasePublish: a lock taken as CONTENDED, or a word marked since, goes the slow way.
   if ((held & 3) !== HELD || Atomics.compareExchange(i32, index, held, held & -4) !== held) releaseSlow(i32, index, 0, 0, 0, false);
 }
 
@@ -573,13 +589,16 @@ export function releaseKeep(i32: Int32Array, index: number, held: number): void 
  */
 function releaseSlow(i32: Int32Array, index: number, next: number, waiters: number, seq: number, publish: boolean): void {
   for (;;) {
+    // The value we replace tells who may sleep; the compareExchange makes it the one replaced.
     const v = Atomics.load(i32, index);
     let value: number;
     if (!publish) value = v & -4;
     else value = next | ((v & WAIT) !== 0 && Atomics.load(i32, waiters) > 1 ? WAIT : 0);
     if (Atomics.compareExchange(i32, index, v, value) !== v) continue;
+    // The word changed before these notifies: a lock sleeper wakes or finds it changed.
     if ((v & 3) === CONTENDED) Atomics.notify(i32, index, 1);
     if (publish && (v & WAIT) !== 0) {
+      // Bump first: a sleeper between its read of `seq` and its sleep does not sleep.
       Atomics.add(i32, seq, 1);
       Atomics.notify(i32, seq, 1);
     }
@@ -594,6 +613,8 @@ function releaseSlow(i32: Int32Array, index: number, next: number, waiters: numb
  */
 export function setWait(i32: Int32Array, index: number): void {
   for (;;) {
+    // Set (or find set) WAIT; a release that replaced the word before this sees no WAIT, but
+    // then our re-check, which comes after, sees what that release published.
     const v = Atomics.load(i32, index);
     if ((v & WAIT) !== 0 || Atomics.compareExchange(i32, index, v, v | WAIT) === v) return;
   }
@@ -941,6 +962,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
 
   /** @internal Whether the queue has a bound (puts may wait). */
   protected _bounded(): boolean {
+    // An instant's answer for argument checks; nothing waits on it.
     return Atomics.load(this._heap.i32, this._base + MAXSIZE) > 0;
   }
 
@@ -1032,12 +1054,14 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
     Atomics.add(i32, b + PUT_WAITERS, 1);
     try {
       for (;;) {
+        // Read the futex word before the re-check (and again after every wake).
         const seq = Atomics.load(i32, b + NOT_FULL_SEQ);
         setWait(i32, b + GET_WORD);
         if (!this._isFull() || Atomics.load(i32, b + STATE) !== 0) return true;
         if (futexWait(i32, b + NOT_FULL_SEQ, seq, deadline) === 'timed-out') return false;
       }
     } finally {
+      // Deregistering late costs at most one needless wake (the woken thread re-checks).
       Atomics.sub(i32, b + PUT_WAITERS, 1);
     }
   }
@@ -1055,6 +1079,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
     // One look per clock read (~30 ns apart): looking in a tight loop would take the line the
     // other end is about to write away from it between its lock and its release.
     do {
+      // Only reads: this thread is not registered and sleeps nowhere, so no wake is owed to it.
       if ((empty ? this._available() : !this._isFull()) || Atomics.load(i32, b + STATE) !== 0) return true;
     } while (performance.now() < until);
     return false;
@@ -1063,11 +1088,13 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
   /** An instant's answer: is there an item? (The get word first: see qsize.) */
   private _available(): boolean {
     const i32 = this._heap.i32;
+    // Instant reads, done after registering (or while spinning unregistered): see _waitNotEmpty.
     const got = Atomics.load(i32, this._base + GET_WORD);
     return itemsBetween(Atomics.load(i32, this._base + PUT_WORD), got) > 0;
   }
 
   private _isFull(): boolean {
+    // Instant reads, done after registering (or while spinning unregistered): see _waitNotFull.
     const max = Atomics.load(this._heap.i32, this._base + MAXSIZE);
     return max > 0 && this.qsize() >= max;
   }
@@ -1178,11 +1205,12 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
     if (left === 1 && i32[b + CAP]! > SHRINK_ABOVE) this._maybeShrink(next, oneLock ? word : -1);
     i32 = h.i32;
     // Publishing the new get count frees a slot and wakes a putter that announced itself.
-    releasePublish(i32, b + GET_WORD, getWord, next, b + PUT_WAITERS, b + NOT_FULL_SEQ);
     if (oneLock) {
+      publishCount(i32, b + GET_WORD, getWord, next, b + PUT_WAITERS, b + NOT_FULL_SEQ);
       this._putGuess = word & -4;
       releaseKeep(i32, lockWord, word);
     } else {
+      releasePublish(i32, b + GET_WORD, word, next, b + PUT_WAITERS, b + NOT_FULL_SEQ);
       this._getGuess = next;
     }
     return value;
@@ -1212,12 +1240,14 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
     Atomics.add(i32, b + GET_WAITERS, 1);
     try {
       for (;;) {
+        // Read the futex word before the re-check (and again after every wake).
         const seq = Atomics.load(i32, b + NOT_EMPTY_SEQ);
         setWait(i32, b + PUT_WORD);
         if (this._available() || Atomics.load(i32, b + STATE) !== 0) return true;
         if (futexWait(i32, b + NOT_EMPTY_SEQ, seq, deadline) === 'timed-out') return false;
       }
     } finally {
+      // Deregistering late costs at most one needless wake (the woken thread re-checks).
       Atomics.sub(i32, b + GET_WAITERS, 1);
     }
   }
@@ -1313,12 +1343,14 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
     Atomics.add(i32, b + waiters, 1);
     try {
       for (;;) {
+        // Read the futex word before the re-check (and again after every wake).
         const seq = Atomics.load(i32, b + word);
         setWait(i32, b + (empty ? PUT_WORD : GET_WORD));
         if ((empty ? this._available() : !this._isFull()) || Atomics.load(i32, b + STATE) !== 0) return true;
         if ((await futexWaitAsync(i32, b + word, seq, deadline, signal)) === 'timed-out') return false;
       }
     } finally {
+      // Deregistering late costs at most one needless wake (the woken thread re-checks).
       Atomics.sub(i32, b + waiters, 1);
     }
   }
@@ -1357,6 +1389,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
 
   /** True once `shutdown()` was called. */
   get isShutdown(): boolean {
+    // STATE only goes 0 → 1, before shutdown's wake-ups: a waiter re-checks it after each wake.
     return Atomics.load(this._heap.i32, this._base + STATE) !== 0;
   }
 
@@ -1374,10 +1407,12 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
     const putHeld = lockCounted(h.i32, b + PUT_WORD, this._putGuess);
     const getHeld = this._oneLock ? -1 : lockCounted(h.i32, b + GET_WORD, this._getGuess);
     const put = putHeld & -8;
+    // One-lock queues: the get word is written under the put lock we hold (putters may only add WAIT).
     let got = (this._oneLock ? Atomics.load(h.i32, b + GET_WORD) : getHeld) & -8;
     const gotBefore = got;
     try {
       const i32 = h.i32;
+      // Under both locks and before the wake-ups below: no put follows, every waiter sees it.
       Atomics.store(i32, b + STATE, 1);
       const count = itemsBetween(put, got);
       if (immediate && count > 0) {
@@ -1385,6 +1420,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
         got = put;
         // Each removed item counts as a task done, but unfinishedTasks never goes below 0.
         for (;;) {
+          // taskDone() may move DONE_WORD meanwhile: compareExchange; joiners are woken below.
           const done = Atomics.load(i32, b + DONE_WORD);
           const next = (done + ONE * Math.max(0, Math.min(count, itemsBetween(put, done)))) | 0;
           if (Atomics.compareExchange(i32, b + DONE_WORD, done, next) === done) break;
@@ -1394,7 +1430,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
       const i32 = h.i32;
       if (this._oneLock) {
         // Getters read it under the put lock we hold; putters may set WAIT on it meanwhile.
-        if (got !== gotBefore) releasePublish(i32, b + GET_WORD, Atomics.load(i32, b + GET_WORD), got, b + PUT_WAITERS, b + NOT_FULL_SEQ);
+        if (got !== gotBefore) publishCount(i32, b + GET_WORD, Atomics.load(i32, b + GET_WORD), got, b + PUT_WAITERS, b + NOT_FULL_SEQ);
       } else if (got !== gotBefore) {
         releasePublish(i32, b + GET_WORD, getHeld, got, b + PUT_WAITERS, b + NOT_FULL_SEQ);
       } else {
@@ -1417,6 +1453,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
   /** @internal the number of threads registered to sleep in get / put / join (for tests). */
   _waiters(which: 'get' | 'put' | 'join'): number {
     const slot = which === 'get' ? GET_WAITERS : which === 'put' ? PUT_WAITERS : JOIN_WAITERS;
+    // An instant's answer for tests; nothing waits on it.
     return Atomics.load(this._heap.i32, this._base + slot);
   }
 

@@ -3,29 +3,34 @@
  * first, ordered as Python orders values: numbers (and booleans, as 0/1) and bigints by value,
  * strings by code point, Dates by time, arrays element by element (so `[priority, data]` works),
  * and items that compare equal come out in insertion order (stable). One lock guards the
- * storage, a binary heap of item blocks. Each item lives in a block of its own that holds its
- * insertion number, a sort key and its record; comparisons read the keys in shared memory and
- * decode nothing. The key is built by the putter from the item itself (no decoding), next to
- * the item's encoded record.
+ * storage, a binary min-heap of item blocks. Each item lives in a block of its own holding its
+ * insertion number, a "primary" number for the common cases, a sort key, and (only when the key
+ * cannot rebuild the item) the item's codec record. Comparisons read the blocks in shared
+ * memory and decode nothing: first the primary numbers, then the keys, then insertion order.
  *
  * Item block (payload; 8-aligned):
  *
- * | bytes            | field    | meaning                                                 |
- * |------------------|----------|---------------------------------------------------------|
- * | 0..8             | seq      | Float64 insertion number (the queue's SEQ slot)          |
- * | 8..12            | record   | record header: type \| len << 4 (core.ts record types)  |
- * | 12..16           | keyBytes | size of the key                                         |
- * | 16..16+keyBytes  | key      | the sort key (below)                                    |
- * | then, 4-aligned  | payload  | the record's payload                                    |
+ * | bytes            | field    | meaning                                                       |
+ * |------------------|----------|---------------------------------------------------------------|
+ * | 0..8             | seq      | Float64 insertion number (from the queue's SEQ slot)            |
+ * | 8..12            | record   | record header (core.ts types), or KEYED: the key is the item    |
+ * | 12..16           | keyBytes | size of the key                                               |
+ * | 16..24           | primary  | Float64: the item if a number, the first element if an array starting with one |
+ * | 24..28           | class    | 0 none, 1 number, 2 array led by a number                      |
+ * | 32..32+keyBytes  | key      | the sort key (below)                                          |
+ * | then, 4-aligned  | payload  | the record's payload (not for KEYED items)                     |
  *
- * Sort key, a tag byte per value: NUM + float64; BIG + u32 length + decimal digits; STR + u32
- * length + UTF-8 (byte order is code point order); DATE + float64; ARR + u32 count + elements;
- * NONE + u8 length + a type name (objects, null, undefined, shared objects: no order).
+ * Sort key, a tag byte per value: NUM + float64; FALSE, TRUE (compare as 0 and 1, as Python's
+ * bool); BIG + u32 length + decimal digits; STR + u32 length + UTF-8 (byte order is code point
+ * order); DATE + float64; ARR + u32 count + elements; NONE + u8 length + a type name (objects,
+ * null, undefined, shared objects: no order). A key without NONE is the item itself: such items
+ * (numbers, strings, `[priority, "label"]`…) are never run through the value codec.
+ *
  * Comparing a NONE item, or values of different kinds (number against string, array against
- * number…), raises TypeError in `put` and leaves the queue unchanged; two NONE elements inside
- * arrays count as equal (so `[1, {…}]` and `[1, {…}]` come out in insertion order; Python would
- * compare the dicts and raise). `get` never raises: pairs that were never compared and cannot
- * be (only possible with such mixed items) are ordered by insertion.
+ * number…), raises TypeError in `put` and leaves the queue unchanged. Two NONE elements inside
+ * arrays count as equal, so `[1, {…}]` and `[1, {…}]` come out in insertion order (Python would
+ * compare the dicts and raise). `get` never raises: pairs that were never compared and cannot be
+ * (possible only with such mixed items) are ordered by insertion.
  *
  * Storage (the queue block's STORE / CAP; TAIL holds the number of items): an Int32 array of
  * item block offsets, a binary min-heap.
@@ -54,6 +59,7 @@ import {
   round4,
   setItemBlockDropper,
   setTakenBlock,
+  shortAscii,
   stageItem,
   writePayload,
 } from './core.js';
@@ -65,17 +71,28 @@ const K_STR = 3;
 const K_DATE = 4;
 const K_ARR = 5;
 const K_NONE = 6;
+const K_FALSE = 7;
+const K_TRUE = 8;
+
+/** Record type of an item that its key rebuilds (no codec record). */
+const KEYED = 15;
+/** Primary classes. */
+const P_NONE = 0;
+const P_NUMBER = 1;
+const P_ARRAY = 2;
 
 /** Arrays nested deeper than this get no order (a guard against cyclic arrays). */
 const MAX_DEPTH = 32;
 /** First heap array (bytes: 64 items). */
 const FIRST_ARRAY = 256;
-const ITEM_HEADER = 16;
+const ITEM_HEADER = 32;
 
 // ---- building keys ------------------------------------------------------------------------------------
 
 let kbuf = Buffer.allocUnsafeSlow(256);
 let kpos = 0;
+/** False once the key holds a NONE: then it cannot rebuild the item. */
+let kpure = true;
 const kf64 = new Float64Array(1);
 const kf64b = new Uint8Array(kf64.buffer);
 
@@ -88,21 +105,35 @@ function kensure(extra: number): void {
 
 function kf64Write(tag: number, x: number): void {
   kensure(9);
-  kbuf[kpos] = tag;
+  const at = kpos;
+  kbuf[at] = tag;
   kf64[0] = x;
-  for (let i = 0; i < 8; i++) kbuf[kpos + 1 + i] = kf64b[i]!;
-  kpos += 9;
+  for (let i = 0; i < 8; i++) kbuf[at + 1 + i] = kf64b[i]!;
+  kpos = at + 9;
 }
 
 function kTextWrite(tag: number, s: string): void {
-  kensure(5 + s.length * 3);
-  kbuf[kpos] = tag;
-  const n = (kbuf as unknown as FastBuffer).utf8Write(s, kpos + 5, s.length * 3);
-  kbuf.writeUInt32LE(n, kpos + 1);
-  kpos += 5 + n;
+  const n = s.length;
+  kensure(5 + n * 3);
+  const at = kpos;
+  kbuf[at] = tag;
+  let written = 0;
+  if (n <= 64) {
+    // Short ASCII in JavaScript (a native call costs more than the loop).
+    while (written < n) {
+      const c = s.charCodeAt(written);
+      if (c >= 0x80) break;
+      kbuf[at + 5 + written] = c;
+      written++;
+    }
+  }
+  if (written < n) written = (kbuf as unknown as FastBuffer).utf8Write(s, at + 5, n * 3);
+  kbuf.writeUInt32LE(written, at + 1);
+  kpos = at + 5 + written;
 }
 
 function kNoneWrite(value: unknown): void {
+  kpure = false;
   let name: string;
   if (value === null) name = 'null';
   else if (typeof value !== 'object') name = typeof value;
@@ -124,7 +155,9 @@ function writeKey(value: unknown, depth: number): void {
     case 'number':
       return kf64Write(K_NUM, value);
     case 'boolean':
-      return kf64Write(K_NUM, value ? 1 : 0);
+      kensure(1);
+      kbuf[kpos++] = value ? K_TRUE : K_FALSE;
+      return;
     case 'bigint':
       return kTextWrite(K_BIG, value.toString());
     case 'string':
@@ -139,19 +172,19 @@ function writeKey(value: unknown, depth: number): void {
         for (let i = 0; i < n; i++) writeKey(value[i], depth + 1);
         return;
       }
-      if (value instanceof Date) return kf64Write(K_DATE, value.getTime());
+      if (value instanceof Date && Object.getPrototypeOf(value) === Date.prototype) return kf64Write(K_DATE, value.getTime());
       return kNoneWrite(value);
     default:
       return kNoneWrite(value);
   }
 }
 
-// ---- comparing keys in shared memory -------------------------------------------------------------------
+// ---- reading keys in shared memory -------------------------------------------------------------------
 
-/** The views comparisons read (set by `compareItems` from the heap). */
+/** The views the key readers use (set from the heap before each use). */
 let u8: Uint8Array;
 let dv: DataView;
-/** Cursors into the two keys being compared. */
+/** Cursors into the two keys being compared (also the decoder's cursor: ca). */
 let ca = 0;
 let cb = 0;
 /** Where two values that cannot be ordered were met (for the message). */
@@ -165,7 +198,11 @@ function readU32(p: number): number {
 
 function readText(p: number): string {
   const n = readU32(p + 1);
-  return Buffer.from(u8.buffer, u8.byteOffset + p + 5, n).toString('utf8');
+  const start = p + 5;
+  let ascii = n <= 24;
+  for (let i = start; ascii && i < start + n; i++) if (u8[i]! >= 0x80) ascii = false;
+  if (ascii) return shortAscii(u8, start, n);
+  return Buffer.from(u8.buffer, u8.byteOffset + start, n).toString('utf8');
 }
 
 /** The size in bytes of the key value at `p`. */
@@ -189,6 +226,17 @@ function keySize(p: number): number {
   }
 }
 
+function isNumeric(tag: number): boolean {
+  return tag === K_NUM || tag === K_BIG || tag === K_TRUE || tag === K_FALSE;
+}
+
+function numericAt(p: number): number | bigint {
+  const tag = u8[p];
+  if (tag === K_NUM) return dv.getFloat64(p + 1, true);
+  if (tag === K_BIG) return BigInt(readText(p));
+  return tag === K_TRUE ? 1 : 0;
+}
+
 /**
  * Compares the key values at the cursors: -1, 0 (equal: both cursors moved past them) or 1,
  * or INCOMPARABLE (badA / badB say where).
@@ -196,14 +244,14 @@ function keySize(p: number): number {
 function compareValues(depth: number): number {
   const ta = u8[ca]!;
   const tb = u8[cb]!;
-  if ((ta === K_NUM || ta === K_BIG) && (tb === K_NUM || tb === K_BIG)) {
+  if (isNumeric(ta) && isNumeric(tb)) {
     // Mixed number / bigint compare by value with JavaScript's relational operators (exact).
-    const x = ta === K_NUM ? dv.getFloat64(ca + 1, true) : BigInt(readText(ca));
-    const y = tb === K_NUM ? dv.getFloat64(cb + 1, true) : BigInt(readText(cb));
+    const x = numericAt(ca);
+    const y = numericAt(cb);
     if (x < y) return -1;
     if (x > y) return 1;
-    ca += ta === K_NUM ? 9 : 5 + readU32(ca + 1);
-    cb += tb === K_NUM ? 9 : 5 + readU32(cb + 1);
+    ca += keySize(ca);
+    cb += keySize(cb);
     return 0; // equal, or NaN (which Python orders neither way either)
   }
   if (ta !== tb || (ta === K_NONE && depth === 0)) {
@@ -257,10 +305,53 @@ function compareValues(depth: number): number {
   }
 }
 
+/** Rebuilds an item from its key (items without NONE); the cursor is `ca`. */
+function decodeKey(): unknown {
+  const tag = u8[ca]!;
+  switch (tag) {
+    case K_NUM: {
+      const x = dv.getFloat64(ca + 1, true);
+      ca += 9;
+      return x;
+    }
+    case K_DATE: {
+      const d = new Date(dv.getFloat64(ca + 1, true));
+      ca += 9;
+      return d;
+    }
+    case K_TRUE:
+    case K_FALSE:
+      ca += 1;
+      return tag === K_TRUE;
+    case K_STR: {
+      const s = readText(ca);
+      ca += 5 + readU32(ca + 1);
+      return s;
+    }
+    case K_BIG: {
+      const n = BigInt(readText(ca));
+      ca += 5 + readU32(ca + 1);
+      return n;
+    }
+    case K_ARR: {
+      const n = readU32(ca + 1);
+      ca += 5;
+      const a: unknown[] = new Array(n);
+      for (let i = 0; i < n; i++) a[i] = decodeKey();
+      return a;
+    }
+    default:
+      throw new TypeError(`threadkit PriorityQueue: corrupt sort key (tag ${tag})`);
+  }
+}
+
 function kindName(p: number): string {
   switch (u8[p]) {
     case K_NUM:
       return 'number';
+    case K_TRUE:
+    case K_FALSE:
+      return 'boolean';
     case K_BIG:
       return 'bigint';
     case K_STR:
@@ -281,6 +372,10 @@ function describeKey(p: number, budget = 60): string {
   switch (u8[p]) {
     case K_NUM:
       return String(dv.getFloat64(p + 1, true));
+    case K_TRUE:
+      return 'true';
+    case K_FALSE:
+      return 'false';
     case K_BIG:
       return `${readText(p)}n`;
     case K_STR: {
@@ -314,32 +409,40 @@ function describeKey(p: number, budget = 60): string {
   }
 }
 
-function keyOf(block: number): number {
-  return block + ITEM_HEADER;
-}
-
 /**
- * Orders two item blocks: the keys first, then insertion. `strict` (a put comparing its new
- * item) raises TypeError for values that cannot be ordered; otherwise they count as equal.
+ * Orders two item blocks: the primary numbers when both have one of the same class (the common
+ * cases: numbers, `[priority, …]`), then the keys, then insertion. `strict` (a put comparing
+ * its new item) raises TypeError for values that cannot be ordered; otherwise they count as
+ * equal.
  */
 function compareItems(h: Heap, x: number, y: number, strict: boolean, name: string): number {
+  const f64 = h.f64;
+  const i32 = h.i32;
+  const cx = i32[(x >> 2) + 6]!;
+  if (cx !== P_NONE && cx === i32[(y >> 2) + 6]) {
+    const px = f64[(x >> 3) + 2]!;
+    const py = f64[(y >> 3) + 2]!;
+    if (px < py) return -1;
+    if (px > py) return 1;
+    // Equal numbers (or NaN) are equal items: insertion decides.
+    if (cx === P_NUMBER) return f64[x >> 3]! < f64[y >> 3]! ? -1 : 1;
+  }
   u8 = h.u8;
   dv = h.dv;
-  ca = keyOf(x);
-  cb = keyOf(y);
+  ca = x + ITEM_HEADER;
+  cb = y + ITEM_HEADER;
   let c = compareValues(0);
   if (c === INCOMPARABLE) {
     if (strict) {
       throw new TypeError(
         `${name}.put: '<' not supported between instances of '${kindName(badA)}' and '${kindName(badB)}' ` +
-          `(comparing the new item ${describeKey(keyOf(x))} with the queued item ${describeKey(keyOf(y))}); ` +
+          `(comparing the new item ${describeKey(x + ITEM_HEADER)} with the queued item ${describeKey(y + ITEM_HEADER)}); ` +
           'PriorityQueue items must be ordered as Python orders them: numbers, bigints, strings, Dates, or arrays of them compared element by element',
       );
     }
     c = 0;
   }
   if (c !== 0) return c;
-  const f64 = h.f64;
   return f64[x >> 3]! < f64[y >> 3]! ? -1 : 1;
 }
 
@@ -353,15 +456,22 @@ export class PriorityQueue<T = unknown> extends Queue<T> {
   }
 
   /**
-   * @internal Builds the item's block (sort key and record) before any lock is taken: encoding
-   * may run user code (getters), and a failure leaves nothing behind.
+   * @internal Builds the item's block (primary number, sort key, and the codec record when the
+   * key cannot rebuild the item) before any lock is taken: encoding may run user code
+   * (getters), and a failure leaves nothing behind.
    */
   override _stage(st: Staged, item: unknown, op: string): Staged {
-    // The record first: an item that cannot be cloned fails with its path named.
-    stageItem(st, item, this._name, op, true);
     kpos = 0;
+    kpure = true;
     writeKey(item, 0);
     const keyBytes = kpos;
+    if (!kpure) {
+      // An item that cannot be cloned fails here, with its path named.
+      stageItem(st, item, this._name, op, true);
+    } else {
+      st.type = KEYED;
+      st.len = 0;
+    }
     const payloadAt = ITEM_HEADER + round4(keyBytes);
     const h = this._heap;
     let block: number;
@@ -373,9 +483,22 @@ export class PriorityQueue<T = unknown> extends Queue<T> {
       throw explainExhausted(error, `${this._name}.${op}: an item of ${payloadAt + st.len} bytes does not fit in the shared heap`);
     }
     h.u8.set(kbuf.subarray(0, keyBytes), block + ITEM_HEADER);
-    const len = writePayload(h, st, block + payloadAt);
-    h.i32[(block >> 2) + 2] = st.type | (len << 4);
-    h.i32[(block >> 2) + 3] = keyBytes;
+    const len = st.type === KEYED ? 0 : writePayload(h, st, block + payloadAt);
+    const base = block >> 2;
+    h.i32[base + 2] = st.type | (len << 4);
+    h.i32[base + 3] = keyBytes;
+    // The primary number: the item itself, or the first element of an array led by a number.
+    let cls = P_NONE;
+    let primary = 0;
+    if (typeof item === 'number' || typeof item === 'boolean') {
+      cls = P_NUMBER;
+      primary = +item;
+    } else if (Array.isArray(item) && item.length > 0 && (typeof item[0] === 'number' || typeof item[0] === 'boolean')) {
+      cls = P_ARRAY;
+      primary = +item[0];
+    }
+    h.f64[(block >> 3) + 2] = primary;
+    h.i32[base + 6] = cls;
     st.clear();
     st.type = R.ITEM;
     st.len = 0;
@@ -395,16 +518,14 @@ export class PriorityQueue<T = unknown> extends Queue<T> {
     h.f64[item >> 3] = seq;
     // Item blocks may have been allocated by other threads after this one last mapped the heap.
     h.ensureMapped(h.topBytes());
-    let store = h.i32[b + STORE]!;
+    const arr = h.i32[b + STORE]! >> 2;
     // Find the new item's place on the path to the root (this may throw: nothing moved yet).
     let i = n;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (compareItems(h, item, h.i32[(store >> 2) + parent]!, true, this._name) >= 0) break;
+      if (compareItems(h, item, h.i32[arr + parent]!, true, this._name) >= 0) break;
       i = parent;
     }
-    store = h.i32[b + STORE]!;
-    const arr = store >> 2;
     const i32 = h.i32;
     for (let j = n; j > i; ) {
       const parent = (j - 1) >> 1;
@@ -421,25 +542,25 @@ export class PriorityQueue<T = unknown> extends Queue<T> {
     const h = this._heap;
     const b = this._base;
     h.ensureMapped(h.topBytes());
-    const store = h.i32[b + STORE]!;
-    const arr = store >> 2;
-    const n = h.i32[b + TAIL]! - 1;
-    const root = h.i32[arr]!;
-    const last = h.i32[arr + n]!;
+    const i32 = h.i32;
+    const arr = i32[b + STORE]! >> 2;
+    const n = i32[b + TAIL]! - 1;
+    const root = i32[arr]!;
+    const last = i32[arr + n]!;
     let i = 0;
     if (n > 0) {
       for (;;) {
         let child = 2 * i + 1;
         if (child >= n) break;
-        if (child + 1 < n && compareItems(h, h.i32[arr + child + 1]!, h.i32[arr + child]!, false, '') < 0) child++;
-        const c = h.i32[arr + child]!;
+        if (child + 1 < n && compareItems(h, i32[arr + child + 1]!, i32[arr + child]!, false, '') < 0) child++;
+        const c = i32[arr + child]!;
         if (compareItems(h, c, last, false, '') >= 0) break;
-        h.i32[arr + i] = c;
+        i32[arr + i] = c;
         i = child;
       }
-      h.i32[arr + i] = last;
+      i32[arr + i] = last;
     }
-    h.i32[b + TAIL] = n;
+    i32[b + TAIL] = n;
     setTakenBlock(root);
     return DECODE_ITEM;
   }
@@ -450,6 +571,12 @@ export class PriorityQueue<T = unknown> extends Queue<T> {
     try {
       h.ensureMapped(h.topBytes());
       const header = h.i32[(block >> 2) + 2]!;
+      if ((header & 15) === KEYED) {
+        u8 = h.u8;
+        dv = h.dv;
+        ca = block + ITEM_HEADER;
+        return decodeKey();
+      }
       const payloadAt = block + ITEM_HEADER + round4(h.i32[(block >> 2) + 3]!);
       return decodePrivate(h, header & 15, header >>> 4, payloadAt);
     } finally {
@@ -497,7 +624,8 @@ function dropItemBlock(block: number, h: Heap): void {
   try {
     h.ensureMapped(h.topBytes());
     const header = h.i32[(block >> 2) + 2]!;
-    dropRecord(h, header & 15, block + ITEM_HEADER + round4(h.i32[(block >> 2) + 3]!));
+    // A KEYED item holds no handle (its key has no NONE, so no object inside).
+    if ((header & 15) !== KEYED) dropRecord(h, header & 15, block + ITEM_HEADER + round4(h.i32[(block >> 2) + 3]!));
   } finally {
     dropReference(block);
   }

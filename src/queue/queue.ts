@@ -51,6 +51,7 @@ export class Queue<T = unknown> extends QueueCore<T> {
 
   /** The most items the queue holds (`<= 0`: unbounded). Raising it wakes blocked putters. */
   get maxsize(): number {
+    // An instant's answer; putters read the bound under the put lock.
     return Atomics.load(this._heap.i32, this._base + MAXSIZE);
   }
 
@@ -87,6 +88,7 @@ export class Queue<T = unknown> extends QueueCore<T> {
     const i32 = this._heap.i32;
     const b = this._base;
     for (;;) {
+      // Nothing sleeps here; the wake rule for joiners is at the notify below.
       const done = Atomics.load(i32, b + DONE_WORD);
       // A put word seen earlier can only lag behind the real one: if it already shows an
       // unfinished task, there is one. Otherwise read the real word.
@@ -96,6 +98,7 @@ export class Queue<T = unknown> extends QueueCore<T> {
         this._putSeen = put;
         if (itemsBetween(put, done) <= 0) throw new RangeError('task_done() called too many times');
       }
+      // The compareExchange is the change joiners wait for (they sleep while DONE_WORD holds `done`).
       if (Atomics.compareExchange(i32, b + DONE_WORD, done, (done + ONE) | 0) !== done) continue;
       // DONE_WORD changed before we look for joiners: a joiner registered before this load is
       // woken; one registering after it reads the new DONE_WORD and sees no task left.
@@ -116,11 +119,13 @@ export class Queue<T = unknown> extends QueueCore<T> {
     Atomics.add(i32, b + JOIN_WAITERS, 1);
     try {
       for (;;) {
+        // Read DONE_WORD, then the put word; sleep only while DONE_WORD still holds what we read.
         const done = Atomics.load(i32, b + DONE_WORD);
         if (itemsBetween(Atomics.load(i32, b + PUT_WORD), done) <= 0) return;
         futexWait(i32, b + DONE_WORD, done, Infinity);
       }
     } finally {
+      // Deregistering late costs at most a needless notify.
       Atomics.sub(i32, b + JOIN_WAITERS, 1);
     }
   }
@@ -139,11 +144,13 @@ export class Queue<T = unknown> extends QueueCore<T> {
     Atomics.add(i32, b + JOIN_WAITERS, 1);
     try {
       for (;;) {
+        // Read DONE_WORD, then the put word; sleep only while DONE_WORD still holds what we read.
         const done = Atomics.load(i32, b + DONE_WORD);
         if (itemsBetween(Atomics.load(i32, b + PUT_WORD), done) <= 0) return true;
         if ((await futexWaitAsync(i32, b + DONE_WORD, done, deadline, options.signal)) === 'timed-out') return this.unfinishedTasks === 0;
       }
     } finally {
+      // Deregistering late costs at most a needless notify.
       Atomics.sub(i32, b + JOIN_WAITERS, 1);
     }
   }
