@@ -63,7 +63,7 @@ describe('Future states', () => {
     assert.match(String(futureIn('succeeded')), /^<Future at 0x[0-9a-f]+ state=finished returned /);
   });
 
-  it('toString names the class of the result or error, as CPython does', { todo: 'bug: toString says "returned a value" / "raised an error" instead of the class (CPython: "returned int", "raised OSError"); the InvalidStateError message inherits this' }, () => {
+  it('toString names the class of the result or error, as CPython does', () => {
     assert.match(String(futureIn('failed')), /^<Future at 0x[0-9a-f]+ state=finished raised RangeError>$/);
     assert.match(String(futureIn('succeeded')), /^<Future at 0x[0-9a-f]+ state=finished returned number>$/);
   });

@@ -146,7 +146,7 @@ describe('ThreadPoolExecutor.submit', () => {
     assert.equal(pool.submit((x: number) => x, 3).result(), 3);
   });
 
-  it('an argument that cannot be sent: the error names the path as args[1].handler', { todo: 'bug: the path is the internal task record\'s ("task[2][1].handler"), not the API\'s "args[1].handler"' }, () => {
+  it('an argument that cannot be sent: the error names the path as args[1].handler', () => {
     using pool = new ThreadPoolExecutor({ maxWorkers: 1 });
     assert.throws(() => pool.submit((a: number, b: unknown) => [a, b], 1, { handler: () => 1 }), { name: 'TypeError', message: /^args\[1\]\.handler: / });
   });
@@ -198,7 +198,7 @@ describe('ThreadPoolExecutor.submit', () => {
     assert.equal(String(back), String(side), 'the same block');
   });
 
-  it('a shared object sent as a task argument comes back as the same object (===)', { todo: 'bug: submit() encodes the whole task record with encodeInternal (rememberIdentity = false), so the submitting thread\'s wrapper is not remembered and the returned handle gets a second wrapper; Thread args and Future results keep identity' }, () => {
+  it('a shared object sent as a task argument comes back as the same object (===)', () => {
     using pool = new ThreadPoolExecutor({ maxWorkers: 1 });
     const lock = new Lock();
     const side = new Future<number>();
@@ -246,7 +246,7 @@ describe('ThreadPoolExecutor threads', () => {
     assert.notEqual(numbers[0], numbers[1]);
   });
 
-  it('default prefixes stay unique when pools are created in different threads', { todo: 'bug: the pool counter is a module variable per isolate (thread-pool.ts poolCounter), not process-wide like Thread-N: a pool made in another thread can repeat a name' }, () => {
+  it('default prefixes stay unique when pools are created in different threads', () => {
     using pool = new ThreadPoolExecutor({ maxWorkers: 1 });
     const mainName = pool.submit(task('threadName')).result() as string;
     const upTo = Number(/^ThreadPoolExecutor-(\d+)_0$/.exec(mainName)![1]);
@@ -283,7 +283,7 @@ describe('ThreadPoolExecutor threads', () => {
     assert.match(String(pool), /threads=1\/4/);
   });
 
-  it('a pool that runs one task at a time reuses its idle thread (CPython test_idle_thread_reuse)', { todo: 'bug: a pool thread counts as idle only once it is back in take(); result() returns as soon as setResult() runs, so the next submit() often sees no idle thread and starts another (27 of 30 pools had 2-3 threads after 10 sequential tasks)' }, () => {
+  it('a pool that runs one task at a time reuses its idle thread (CPython test_idle_thread_reuse)', () => {
     const counts = [0, 1, 2, 3, 4].map(() => {
       const prefix = uniquePrefix('reuse');
       using pool = new ThreadPoolExecutor({ threadNamePrefix: prefix });
@@ -686,7 +686,7 @@ describe('broken pools', () => {
     pool.shutdown();
   });
 
-  it('a submit that overlaps the pool breaking: its future still settles', { todo: 'bug: submit() checks BROKEN/SHUTDOWN, then encodes, then puts; a pool that breaks (or shuts down) in between gets the record after its drain, no thread is left to take it, and the future stays pending forever' }, async () => {
+  it('a submit that overlaps the pool breaking: its future still settles', async () => {
     const pool = new ThreadPoolExecutor({
       maxWorkers: 1,
       initializer: () => {
@@ -778,7 +778,7 @@ describe('pool threads whose isolate dies', () => {
     pool.shutdown();
   });
 
-  it('with one worker, a blocking result() of a task queued behind a process.exit() task does not hang', { todo: 'bug: the replacement thread is started only from the submitting thread\'s event loop (threadEnded via joinAsync), which a blocking result() never lets run: the queued task waits forever' }, async () => {
+  it('with one worker, a blocking result() of a task queued behind a process.exit() task does not hang', async () => {
     const pool = new ThreadPoolExecutor({ maxWorkers: 1 });
     const exiting = pool.submit(() => process.exit(4));
     const behind = pool.submit(() => 'behind');
@@ -812,7 +812,7 @@ describe('pool threads whose isolate dies', () => {
     pool.shutdown();
   });
 
-  it('...and the future\'s error names the uncaught error that ended the thread', { todo: 'bug: the isolate\'s exit is reported as "process.exit(1) was called in a task"; the uncaught error ("late boom") is lost' }, async () => {
+  it('...and the future\'s error names the uncaught error that ended the thread', async () => {
     const pool = new ThreadPoolExecutor({ maxWorkers: 1 });
     const doomed = pool.submit(() => {
       setTimeout(() => {
@@ -887,7 +887,7 @@ describe('pools and other threads', () => {
     );
   });
 
-  it('shutdown({ wait: true }) waits for tasks running on pool threads that another thread started', { todo: 'bug: shutdown() joins only the pool threads the calling thread started (#threads is per wrapper, per thread)' }, () => {
+  it('shutdown({ wait: true }) waits for tasks running on pool threads that another thread started', () => {
     const pool = new ThreadPoolExecutor({ maxWorkers: 2 });
     const gate = new Event();
     const t = startThread<{ future: Future<string> }>(
@@ -911,7 +911,7 @@ describe('pools and other threads', () => {
 });
 
 describe('pool memory', () => {
-  it('futures of finished tasks are freed while the pool lives (CPython test_no_stale_references)', { todo: 'bug: a pool thread runs tasks in a synchronous loop and never returns to its event loop, so the FinalizationRegistry never releases the Future wrappers it decoded: every task keeps its future and outcome blocks (~48 bytes) until the isolate exits' }, async () => {
+  it('futures of finished tasks are freed while the pool lives (CPython test_no_stale_references)', async () => {
     const pool = new ThreadPoolExecutor({ maxWorkers: 2 });
     try {
       pool.submit((x: number) => x, 0).result(); // threads started, function registered

@@ -416,7 +416,7 @@ describe('asCompletedAsync', () => {
     await assert.rejects(next, /aborted by the caller/);
   });
 
-  it('futures completing during one wait are yielded in completion order', { todo: 'bug: the futures found done after a wake-up are yielded in input order, not in the order they completed (CPython keeps completion order)' }, async () => {
+  it('futures completing during one wait are yielded in completion order', async () => {
     const [a, b, c] = [new Future<string>(), new Future<string>(), new Future<string>()];
     const it = asCompletedAsync([a, b, c]);
     const first = it.next(); // waiting now

@@ -7,8 +7,9 @@
  * | 0    | STATE     | PENDING 0, RUNNING 1, CANCELLED 2, CANCELLED_AND_NOTIFIED 3, FINISHED 4  |
  * |      |           | (futex word: waiters sleep while it holds the value they read)           |
  * | 1    | LOCK      | mutex word: every state transition happens under it                      |
- * | 2    | OUTCOME   | encoded result or exception (one reference), 0 before FINISHED           |
- * | 3    | FAILED    | 1 when OUTCOME is an exception                                           |
+ * | 2    | OUTCOME   | encoded result (one reference), or minus the block of an exception;      |
+ * |      |           | 0 before FINISHED                                                        |
+ * | 3    | ORDER     | completion order (process-wide counter), set with the final state        |
  * | 4    | RUNNER    | OS thread id of the thread running it (a waiter checks it is alive)       |
  * | 5    | LISTENER  | inbox of the one thread awaiting it through its event loop, or 0         |
  *
@@ -32,7 +33,7 @@ import { address } from '../sync/options.js';
 const STATE = 0;
 const LOCK = 1;
 const OUTCOME = 2;
-const FAILED = 3;
+const ORDER = 3;
 const RUNNER = 4;
 const LISTENER = 5;
 
@@ -47,6 +48,24 @@ const STATE_NAMES = ['PENDING', 'RUNNING', 'CANCELLED', 'CANCELLED', 'FINISHED']
 /** Root slots: the completion sequence (bumped by every completion) and how many sleep on it. */
 export const COMPLETIONS = S_ROOTS + 8;
 export const COMPLETION_WAITERS = S_ROOTS + 9;
+/** Root slot: numbers completions in the order they happen (ORDER of each future). */
+const COMPLETION_ORDER = S_ROOTS + 11;
+
+/**
+ * Work for a thread whose blocking wait for a future has made no progress for a while: pools
+ * register one that keeps them going (a blocked thread's event loop cannot start a thread).
+ */
+const stallHooks: (() => void)[] = [];
+
+export function onStalledWait(hook: () => void): void {
+  stallHooks.push(hook);
+}
+
+/** @internal a blocking wait slept a full liveness slice: check the futures' runners, let pools catch up */
+export function stalledWait(futures: Iterable<Future<unknown>>): void {
+  for (const future of futures) future._checkRunnerAlive();
+  for (const hook of stallHooks) hook();
+}
 
 /** How often a waiter checks that the thread running its future still exists (ms). */
 const LIVENESS_CHECK_MS = 100;
@@ -96,6 +115,7 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     const cancelled = this.transition((state) => {
       if (state === RUNNING || state === FINISHED) return false;
       if (state === CANCELLED || state === CANCELLED_AND_NOTIFIED) return true;
+      this.numberCompletion();
       Atomics.store(this.i32, this.base + STATE, CANCELLED);
       return 'changed';
     });
@@ -224,11 +244,22 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     this.complete(error, true);
   }
 
+  /** As CPython's: `<Future at 0x… state=finished returned number>` (the result's class, or the error's). */
   override toString(): string {
     const state = this._state();
     const name = STATE_NAMES[state] ?? 'UNKNOWN';
     if (state !== FINISHED) return `<Future at ${address(this._offset)} state=${name.toLowerCase()}>`;
-    return `<Future at ${address(this._offset)} state=finished ${Atomics.load(this.i32, this.base + FAILED) ? 'raised an error' : 'returned a value'}>`;
+    return `<Future at ${address(this._offset)} state=finished ${this._failed() ? 'raised' : 'returned'} ${className(this.decodeOutcome())}>`;
+  }
+
+  /** @internal true when FINISHED with an exception (whatever was thrown, `undefined` too) */
+  _failed(): boolean {
+    return Atomics.load(this.i32, this.base + OUTCOME) < 0;
+  }
+
+  /** @internal the completion's place in the process-wide order (0 while not done) */
+  _completionOrder(): number {
+    return Atomics.load(this.i32, this.base + ORDER);
   }
 
   [inspect.custom](): string {
@@ -269,8 +300,8 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
         refused = state;
         return false;
       }
-      h.i32[this.base + OUTCOME] = block;
-      h.i32[this.base + FAILED] = failed ? 1 : 0;
+      h.i32[this.base + OUTCOME] = failed ? -block : block;
+      this.numberCompletion();
       Atomics.store(h.i32, this.base + STATE, FINISHED);
       return 'changed';
     });
@@ -279,6 +310,11 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
       dropReference(block);
       throw new InvalidStateError(`${STATE_NAMES[refused]}: ${this.toString()}`);
     }
+  }
+
+  /** Under LOCK, before a final state is stored: the completion's place in the order. */
+  private numberCompletion(): void {
+    Atomics.store(this.i32, this.base + ORDER, Atomics.add(this.i32, COMPLETION_ORDER, 1) + 1);
   }
 
   /** Wakes this future's waiters and every wait()/asCompleted() sleeper; runs local callbacks. */
@@ -314,8 +350,8 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
       const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS);
       // Sleep only while the state is still what we read; completers store, then notify.
       if (futexWait(this.i32, this.base + STATE, state, slice, RESULT_SPIN_MICROS) === 'timed-out') {
-        this.checkRunnerAlive();
         if (msUntil(deadline) === 0) return;
+        stalledWait([this as Future<unknown>]);
       }
     }
   }
@@ -330,14 +366,14 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     for (let state = this._state(); state < CANCELLED; state = this._state()) {
       const slice = Math.min(deadline, performance.now() + 10 * LIVENESS_CHECK_MS);
       if ((await futexWaitAsync(this.i32, this.base + STATE, state, slice, options.signal)) === 'timed-out') {
-        this.checkRunnerAlive();
         if (msUntil(deadline) === 0) return;
+        this._checkRunnerAlive();
       }
     }
   }
 
-  /** A future whose thread vanished (killed isolate) would never finish: fail it instead. */
-  private checkRunnerAlive(): void {
+  /** @internal A future whose thread vanished (killed isolate) would never finish: fail it instead. */
+  _checkRunnerAlive(): void {
     if (this._state() !== RUNNING) return;
     const tid = Atomics.load(this.i32, this.base + RUNNER);
     if (tid === 0 || existsSync(`/proc/self/task/${tid}`)) return;
@@ -353,7 +389,7 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     if (state === CANCELLED || state === CANCELLED_AND_NOTIFIED) throw new CancelledError();
     if (state !== FINISHED) throw new TimeoutError(`the future did not finish within ${timeout} ms`);
     const value = this.decodeOutcome();
-    if (Atomics.load(this.i32, this.base + FAILED)) throw value;
+    if (this._failed()) throw value;
     return value;
   }
 
@@ -361,7 +397,7 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     const state = this._state();
     if (state === CANCELLED || state === CANCELLED_AND_NOTIFIED) throw new CancelledError();
     if (state !== FINISHED) throw new TimeoutError(`the future did not finish within ${timeout} ms`);
-    return Atomics.load(this.i32, this.base + FAILED) ? this.decodeOutcome() : undefined;
+    return this._failed() ? this.decodeOutcome() : undefined;
   }
 
   /**
@@ -370,11 +406,19 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
    */
   private decodeOutcome(): unknown {
     const h = heap();
-    const block = Atomics.load(this.i32, this.base + OUTCOME);
+    const block = Math.abs(Atomics.load(this.i32, this.base + OUTCOME));
     h.ensureMapped(h.topBytes());
     retainHandlesIn(h.buf, block);
     return decodeValue(h.buf, block);
   }
+}
+
+/** What CPython's repr calls the type: `number`, `string`, `undefined`, `null`, else the class name. */
+function className(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value !== 'object' && typeof value !== 'function') return typeof value;
+  const proto = Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null;
+  return proto?.constructor?.name || 'Object';
 }
 
 function retainHandlesIn(buf: Buffer, block: number): void {
@@ -521,7 +565,7 @@ registerKind(Kind.Future, {
   name: 'Future',
   revive: (offset) => reviveAs(offset, () => new Future()),
   destroy: (h, offset) => {
-    const block = h.i32[(offset >> 2) + OUTCOME]!;
+    const block = Math.abs(h.i32[(offset >> 2) + OUTCOME]!);
     if (block !== 0) {
       dropEncoded(h.buf, block);
       dropReference(block);

@@ -2,29 +2,51 @@
  * What each ThreadPoolExecutor thread runs (a module function, so it is imported once per
  * thread): run the initializer, then take tasks from the pool's shared queue until shutdown.
  * Functions are compiled or imported once per thread, by id.
+ *
+ * The loop never returns to the event loop while tasks keep coming, so nothing it touches per
+ * task may depend on finalizers: the future is wrapped untracked and its reference dropped as
+ * soon as the task is settled. When the queue stays empty for a moment, the thread lets its
+ * event loop run once (finalizers of the tasks' arguments, timers a task set) before sleeping.
  */
 
 import { ThreadError } from '../errors.js';
 import { heap } from '../shm/current.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
-import { getNativeId } from '../thread/thread.js';
+import { dropReference, reviveUntracked } from '../shm/handles.js';
+import { currentThread, getNativeId } from '../thread/thread.js';
 import { addIsolateExitHook, importModule } from '../thread/body.js';
-import type { Future } from './future.js';
+import { Future } from './future.js';
 import type { ThreadPoolExecutor } from './thread-pool.js';
-import { takeRecord } from './task-queue.js';
+import { dropArgs, readHeader, takeArgs } from './task-queue.js';
 
 type Task = (...args: unknown[]) => unknown;
 
-/** The future this thread is running, so that `process.exit()` in a task still settles it. */
-let running: Future | undefined;
-// Runs from the worker's exit handler before it releases what the isolate holds (the future too).
-addIsolateExitHook((code) => {
-  try {
-    running?.setException(new ThreadError(`process.exit(${code}) was called in a task: it ended the pool thread's isolate`));
-  } catch {
-    // already settled
+/** How long an idle pool thread waits for a task before it lets its event loop run once (ms). */
+const IDLE_BEFORE_YIELD_MS = 1;
+
+/** This isolate's pool thread, so that an isolate exit (process.exit(), an uncaught error) still settles its task and leaves the pool. */
+let current: { executor: ThreadPoolExecutor; threadBlock: number; running: Future | undefined; finishing: boolean } | undefined;
+
+// Runs from the worker's exit handler before it releases what the isolate holds.
+addIsolateExitHook((code, uncaught) => {
+  if (current === undefined) return;
+  const { executor, threadBlock, running, finishing } = current;
+  current = undefined;
+  if (running !== undefined) {
+    const error =
+      uncaught === undefined
+        ? new ThreadError(`process.exit(${code}) was called in a task: it ended the pool thread's isolate`)
+        : new ThreadError(`an uncaught error ended the pool thread's isolate: ${describeError(uncaught)}`, { cause: uncaught });
+    settle(running, error, true);
+    dropReference(running._offset);
   }
+  if (finishing) executor._queue.notFinishing();
+  executor._threadLeaving(threadBlock, true);
 });
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
 
 async function load(descriptor: FunctionDescriptor): Promise<Task> {
   if (descriptor.kind === 'source') {
@@ -47,57 +69,105 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
-/** The pool thread's body. */
-export async function runPoolThread(executor: ThreadPoolExecutor): Promise<void> {
-  const initializer = executor._initializer();
-  if (initializer !== undefined) {
+/** Completes the future; a result that cannot be sent fails it instead. Never throws. */
+function settle(future: Future, outcome: unknown, failed: boolean): void {
+  try {
+    if (failed) future.setException(outcome);
+    else future.setResult(outcome);
+  } catch (error) {
     try {
-      const init = await load(initializer.fn);
-      const result = init(...initializer.args);
-      if (isThenable(result)) await result;
-    } catch (error) {
-      executor._breakPool(error);
-      return;
+      future.setException(error); // the result (or error) could not be sent: say why
+    } catch {
+      // settled meanwhile by someone else (a user's setResult): nothing to do
     }
   }
+}
+
+/** The pool thread's body. */
+export async function runPoolThread(executor: ThreadPoolExecutor): Promise<void> {
+  const state = (current = { executor, threadBlock: currentThread()._offset, running: undefined as Future | undefined, finishing: false });
+  try {
+    const initializer = executor._initializer();
+    if (initializer !== undefined) {
+      try {
+        const init = await load(initializer.fn);
+        const result = init(...initializer.args);
+        if (isThenable(result)) await result;
+      } catch (error) {
+        executor._breakPool(error);
+        return;
+      }
+    }
+    await runTasks(executor, state);
+  } finally {
+    if (current === state) {
+      current = undefined;
+      executor._threadLeaving(state.threadBlock, false);
+    }
+  }
+}
+
+async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof current>): Promise<void> {
   const functions = new Map<number, Task>();
+  const queue = executor._queue;
   const h = heap();
   const me = getNativeId();
   for (;;) {
-    const record = executor._queue.take();
+    let record = queue.take(performance.now() + IDLE_BEFORE_YIELD_MS, state.finishing);
+    state.finishing = false;
+    if (record === -1) {
+      // Idle for a moment: let the event loop run once (still counted idle), then sleep.
+      state.finishing = true;
+      await new Promise(setImmediate);
+      record = queue.take(Infinity, true);
+      state.finishing = false;
+    }
     if (record === 0) return;
-    const [future, fnId, args, chunked] = takeRecord(h, record) as [Future, number, unknown[], boolean];
-    if (!future.setRunningOrNotifyCancel()) continue;
-    future._setRunner(me);
-    running = future;
+    const header = readHeader(h, record);
+    // The record's reference on the future is ours now; dropped once the task is settled.
+    const future = reviveUntracked(header.future, () => new Future());
+    let runs = false;
     try {
-      let fn = functions.get(fnId);
+      runs = future.setRunningOrNotifyCancel();
+    } catch {
+      // completed by someone else before it ran (a user's setResult): skip it, as cancelled
+    }
+    if (!runs) {
+      dropArgs(h, record);
+      dropReference(header.future);
+      continue;
+    }
+    future._setRunner(me);
+    state.running = future;
+    let outcome: unknown;
+    let failed = false;
+    try {
+      const args = takeArgs(h, record);
+      let fn = functions.get(header.functionId);
       if (fn === undefined) {
-        fn = await load(executor._queue.functionDescriptor(fnId) as FunctionDescriptor);
-        functions.set(fnId, fn);
+        fn = await load(queue.functionDescriptor(header.functionId) as FunctionDescriptor);
+        functions.set(header.functionId, fn);
       }
-      let result: unknown;
-      if (chunked) {
+      if (header.chunked) {
         const results: unknown[] = [];
         for (const item of args as unknown[][]) {
           const value = fn(...item);
           results.push(isThenable(value) ? await value : value);
         }
-        result = results;
+        outcome = results;
       } else {
-        result = fn(...args);
-        if (isThenable(result)) result = await result;
+        outcome = fn(...(args as unknown[]));
+        if (isThenable(outcome)) outcome = await outcome;
       }
-      future.setResult(result);
     } catch (error) {
-      try {
-        future.setException(error);
-      } catch (encodeError) {
-        future.setException(encodeError);
-      }
-    } finally {
-      running = undefined;
+      failed = true;
+      outcome = error;
     }
+    // Idle from here on for a submit's count: the caller of result() may submit again at once.
+    queue.finishing();
+    state.finishing = true;
+    settle(future, outcome, failed);
+    state.running = undefined;
+    dropReference(header.future);
   }
 }
-

@@ -1,7 +1,11 @@
 /**
- * The pool's shared task queue: a ring of task records (each an encoded
- * `[future, functionId, args, chunked]` block) that idle pool threads sleep on, plus the table of
- * functions the pool has been given (each shipped once, compiled once per pool thread).
+ * The pool's shared task queue: a ring of task records that idle pool threads sleep on, plus the
+ * table of functions the pool has been given (each shipped once, compiled once per pool thread).
+ *
+ * A task record is one block: [future offset (one reference), function id, chunked flag], then
+ * the encoded arguments. The future travels as a bare offset so that the pool thread can wrap it
+ * without tracking (it drops the reference itself when the task is settled: a pool thread never
+ * returns to its event loop, where finalizers would run).
  *
  * | slot | field      | meaning                                                           |
  * |------|------------|-------------------------------------------------------------------|
@@ -17,16 +21,17 @@
  * | 9    | FUNCTIONS  | block of function-descriptor block offsets                        |
  * | 10   | FN_COUNT   | functions in the table                                            |
  * | 11   | FN_CAP     | table slots                                                       |
+ * | 12   | FINISHING  | pool threads settling a task, about to take the next (idle soon)  |
  *
  * No lost wake-up: a thread reads AVAILABLE and counts itself in SLEEPERS under LOCK, then
  * sleeps only while AVAILABLE still holds what it read; a putter bumps AVAILABLE under LOCK and
  * notifies when SLEEPERS > 0, so either the sleeper sees the bump or the putter sees the sleeper.
  */
 
-import { decodeValue, dropEncoded, encodeInternal, encodeValue } from '../shm/codec.js';
+import { decodeValue, dropEncoded, encodeValue } from '../shm/codec.js';
 import type { Heap } from '../shm/heap.js';
 import { futexWait } from '../shm/futex.js';
-import { Kind, dropReference } from '../shm/handles.js';
+import { Kind, type SharedObject, dropReference, reviveHandle } from '../shm/handles.js';
 import { mutexLockSlow, mutexTryLock, mutexUnlock } from '../shm/mutex.js';
 
 export const LOCK = 0;
@@ -41,8 +46,20 @@ export const BROKEN = 8;
 const FUNCTIONS = 9;
 const FN_COUNT = 10;
 const FN_CAP = 11;
+const FINISHING = 12;
 /** Slots the executor (thread-pool.ts) keeps after the queue's own. */
-export const QUEUE_SLOTS = 12;
+export const QUEUE_SLOTS = 13;
+
+export const REFUSED = 0;
+export const QUEUED = 1;
+export const NEEDS_THREAD = 2;
+export type PutResult = typeof REFUSED | typeof QUEUED | typeof NEEDS_THREAD;
+
+/** Task record layout: three words, then the encoded arguments. */
+const REC_FUTURE = 0;
+const REC_FUNCTION = 1;
+const REC_CHUNKED = 2;
+const REC_ARGS = 12;
 
 const INITIAL_CAPACITY = 64;
 /** How long an idle pool thread spins for the next task before it sleeps (µs). */
@@ -84,45 +101,83 @@ export class TaskQueue {
     return this.get(COUNT);
   }
 
-  /** Idle pool threads (asleep waiting for a task). */
-  idleThreads(): number {
-    return this.get(SLEEPERS);
+  /** A pool thread is about to settle its task and come back for another (counts as idle). */
+  finishing(): void {
+    Atomics.add(this.h.i32, this.base + FINISHING, 1);
   }
 
-  /** Queues an encoded task record (its block is owned by the queue from now on). */
-  put(record: number): void {
-    this.locked((i32) => {
+  /** A pool thread that called finishing() will not take another task (its isolate is exiting). */
+  notFinishing(): void {
+    Atomics.sub(this.h.i32, this.base + FINISHING, 1);
+  }
+
+  /**
+   * Queues a task record (its block is owned by the queue from now on). Returns REFUSED, and
+   * queues nothing, once the pool is shut down or broken: checked under LOCK, which close()
+   * also takes, so a record is either queued before the close (and drained or run after it)
+   * or refused. Returns NEEDS_THREAD when, counted under LOCK, more tasks are queued than pool
+   * threads are idle (CPython's test for starting a thread), else QUEUED.
+   */
+  put(record: number): PutResult {
+    const result = this.locked((i32): PutResult => {
+      if (i32[this.base + SHUTDOWN]) return REFUSED;
       if (i32[this.base + COUNT] === i32[this.base + CAPACITY]) this.growRing();
       const capacity = this.h.i32[this.base + CAPACITY]!;
       const ring = this.h.i32[this.base + RING]! >> 2;
       const tail = (this.h.i32[this.base + HEAD]! + this.h.i32[this.base + COUNT]!) % capacity;
       this.h.i32[ring + tail] = record;
-      this.h.i32[this.base + COUNT] = this.h.i32[this.base + COUNT]! + 1;
+      const count = this.h.i32[this.base + COUNT]! + 1;
+      this.h.i32[this.base + COUNT] = count;
+      // Bumped under LOCK: a taker read AVAILABLE under LOCK before sleeping on it, so it either
+      // saw this record or sleeps on the old value and is woken below.
       Atomics.add(this.h.i32, this.base + AVAILABLE, 1);
+      // Takers move between SLEEPERS, FINISHING and taking a record under LOCK, so this count is
+      // exact (finishing() may add at any time: at worst one thread fewer is started).
+      const idle = this.h.i32[this.base + SLEEPERS]! + Atomics.load(this.h.i32, this.base + FINISHING);
+      return count > idle ? NEEDS_THREAD : QUEUED;
     });
-    if (Atomics.load(this.h.i32, this.base + SLEEPERS) > 0) Atomics.notify(this.h.i32, this.base + AVAILABLE, 1);
+    // SLEEPERS is raised under LOCK before a taker reads AVAILABLE: a taker that can miss the
+    // bump above is already counted here.
+    if (result !== REFUSED && Atomics.load(this.h.i32, this.base + SLEEPERS) > 0) Atomics.notify(this.h.i32, this.base + AVAILABLE, 1);
+    return result;
   }
 
   /**
-   * Takes the oldest task record, sleeping while there is none. Returns 0 once the queue is
-   * shut down and empty (the pool thread then ends).
+   * Takes the oldest task record, waiting until `deadline` (performance.now() ms) while there
+   * is none. Returns the record, 0 once the queue is shut down and empty (the pool thread then
+   * ends), or -1 when the deadline passed: the thread then still counts as idle (FINISHING)
+   * and passes `wasFinishing` to its next take(), as after finishing().
    */
-  take(): number {
+  take(deadline: number, wasFinishing: boolean): number {
+    let counted: 'finishing' | 'sleeping' | undefined = wasFinishing ? 'finishing' : undefined;
+    let timedOut = false;
     for (;;) {
       const seen = this.locked((i32): { record: number } | { available: number } => {
+        // Leave the idle count we are in and, in the same step under LOCK, take a record or
+        // count ourselves again: put() never sees this thread neither idle nor busy.
+        if (counted === 'finishing') Atomics.sub(i32, this.base + FINISHING, 1); // (finishing() adds outside LOCK)
+        if (counted === 'sleeping') i32[this.base + SLEEPERS] = i32[this.base + SLEEPERS]! - 1;
+        counted = undefined;
         if (i32[this.base + COUNT]! > 0) return { record: this.popLocked() };
         if (i32[this.base + SHUTDOWN]) return { record: 0 };
+        if (timedOut) {
+          Atomics.add(i32, this.base + FINISHING, 1);
+          return { record: -1 };
+        }
         i32[this.base + SLEEPERS] = i32[this.base + SLEEPERS]! + 1;
+        counted = 'sleeping';
         return { available: i32[this.base + AVAILABLE]! };
       });
       if ('record' in seen) return seen.record;
       try {
-        // Spin a while first: under a steady stream of tasks the next one comes within microseconds.
-        futexWait(this.h.i32, this.base + AVAILABLE, seen.available, Infinity, TAKE_SPIN_MICROS);
-      } finally {
+        // Sleep only while AVAILABLE holds what we read under LOCK (see put). Spin a while
+        // first: under a steady stream of tasks the next one comes within microseconds.
+        timedOut = futexWait(this.h.i32, this.base + AVAILABLE, seen.available, deadline, TAKE_SPIN_MICROS) === 'timed-out';
+      } catch (error) {
         this.locked((i32) => {
           i32[this.base + SLEEPERS] = i32[this.base + SLEEPERS]! - 1;
         });
+        throw error;
       }
     }
   }
@@ -210,26 +265,70 @@ export class TaskQueue {
   }
 }
 
-/** Encodes a task record into its own block: `[future, functionId, args, chunked]`. */
-export function encodeRecord(h: Heap, record: unknown[]): number {
-  const bytes = encodeInternal(record, 'task');
-  const block = h.alloc(bytes.length, Kind.Bytes);
-  h.u8.set(bytes, block);
+/**
+ * Builds a task record: the future (one reference for the record), the function id, and the
+ * encoded `args` (a chunk of argument lists when `chunked`); `root` names the args in errors.
+ * @throws TypeError naming the path of an argument that cannot be sent (nothing is queued).
+ */
+export function encodeRecord(h: Heap, future: SharedObject, functionId: number, args: unknown, chunked: boolean, root: string): number {
+  const bytes = encodeValue(args, root);
+  let block: number;
+  try {
+    block = h.alloc(REC_ARGS + bytes.length, Kind.Bytes);
+  } catch (error) {
+    dropEncoded(bytes);
+    throw error;
+  }
+  h.u8.set(bytes, block + REC_ARGS);
+  h.retain(future._offset);
+  const at = block >> 2;
+  h.i32[at + REC_FUTURE] = future._offset;
+  h.i32[at + REC_FUNCTION] = functionId;
+  h.i32[at + REC_CHUNKED] = chunked ? 1 : 0;
   return block;
 }
 
-/** Decodes and frees a task record (the handles inside are adopted by the decode). */
-export function takeRecord(h: Heap, block: number): [unknown, number, unknown[], boolean] {
+/** What a pool thread reads from a record before it runs the task. */
+export interface TaskHeader {
+  /** The future's block: the record's reference is now the reader's. */
+  future: number;
+  functionId: number;
+  chunked: boolean;
+}
+
+export function readHeader(h: Heap, block: number): TaskHeader {
+  h.ensureMapped(h.topBytes());
+  const at = block >> 2;
+  return { future: h.i32[at + REC_FUTURE]!, functionId: h.i32[at + REC_FUNCTION]!, chunked: h.i32[at + REC_CHUNKED] === 1 };
+}
+
+/** Decodes a record's arguments and frees the record (the decode adopts the handles inside). */
+export function takeArgs(h: Heap, block: number): unknown {
   h.ensureMapped(h.topBytes());
   try {
-    return decodeValue(h.buf, block) as [unknown, number, unknown[], boolean];
+    return decodeValue(h.buf, block + REC_ARGS);
   } finally {
     dropReference(block);
   }
 }
 
-/** Frees a task record without decoding it. */
-export function dropRecord(h: Heap, block: number): void {
-  dropEncoded(h.buf, block);
+/** Frees a record whose task will not run, except for the future reference (already taken). */
+export function dropArgs(h: Heap, block: number): void {
+  h.ensureMapped(h.topBytes());
+  dropEncoded(h.buf, block + REC_ARGS);
   dropReference(block);
+}
+
+/** Takes a record that will not run (cancelled, broken pool): this thread's wrapper of its future. */
+export function recordFuture(h: Heap, block: number): SharedObject {
+  const { future } = readHeader(h, block);
+  dropArgs(h, block);
+  return reviveHandle(future);
+}
+
+/** Frees a record without running it. */
+export function dropRecord(h: Heap, block: number): void {
+  const { future } = readHeader(h, block);
+  dropArgs(h, block);
+  dropReference(future);
 }

@@ -1,18 +1,26 @@
 /**
  * ThreadPoolExecutor: CPython's `concurrent.futures.ThreadPoolExecutor` on threadkit threads.
  * Its whole state is in the shared heap (the task queue plus the slots below), so the executor
- * travels by reference: a task can submit to the pool that runs it, or to any pool it is given.
+ * travels by reference: a task can submit to the pool that runs it, or to any pool it is given,
+ * and any thread can shut it down and wait for its threads.
  *
- * | slot | field        | meaning                                                          |
- * |------|--------------|------------------------------------------------------------------|
- * | 0-11 | task queue   | task-queue.ts                                                    |
- * | 12   | MAX_WORKERS  | most threads the pool starts                                     |
- * | 13   | THREADS      | threads started and not ended (compareExchange keeps it ≤ max)   |
- * | 14   | SETTINGS     | encoded { prefix, initializer, initargs } (one reference)        |
- * | 15   | STARTED      | threads ever started (numbers the names: `<prefix>_<i>`)         |
+ * | slot  | field        | meaning                                                         |
+ * |-------|--------------|-----------------------------------------------------------------|
+ * | 0-12  | task queue   | task-queue.ts                                                   |
+ * | 13    | MAX_WORKERS  | most threads the pool starts                                    |
+ * | 14    | THREADS      | entries in the thread list (threads started and not ended)      |
+ * | 15    | SETTINGS     | encoded { prefix, initializer, initargs } (one reference)       |
+ * | 16    | STARTED      | threads ever started (numbers the names: `<prefix>_<i>`)        |
+ * | 17    | THREAD_LIST  | block of THREADS Thread offsets (one reference each)            |
+ * | 18    | THREAD_CAP   | its capacity                                                    |
+ * | 19    | REPLACE      | 1 when a thread ended abnormally (its replacement is due)       |
+ *
+ * The thread list and THREADS change only under the task queue's LOCK. A pool thread removes
+ * itself when it leaves (shutdown, a broken pool, or its isolate exiting); a thread that ended
+ * without that (its isolate killed) is removed by the next maintenance (see maintain()).
  *
  * Threads are started lazily, as CPython does: a submit starts one when more tasks wait than
- * threads idle, up to maxWorkers. Pool threads are daemon threads.
+ * threads are idle, up to maxWorkers. Pool threads are daemon threads.
  */
 
 import { availableParallelism } from 'node:os';
@@ -21,21 +29,38 @@ import { BrokenThreadPool, ThreadError } from '../errors.js';
 import { decodeValue, dropEncoded, encodeToBytes, forEachHandle } from '../shm/codec.js';
 import { deadlineAfter, describe, msUntil, timeoutOrZero } from '../shm/futex.js';
 import { type FunctionDescriptor, type ThreadFunction, describeFunction } from '../shm/functions.js';
-import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs } from '../shm/handles.js';
+import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs, wrapperFor } from '../shm/handles.js';
+import { S_ROOTS } from '../shm/heap.js';
 import { address } from '../sync/options.js';
 import { Thread, callerModule } from '../thread/thread.js';
-import { Future } from './future.js';
-import { BROKEN, QUEUE_SLOTS, SHUTDOWN, TaskQueue, encodeRecord, takeRecord } from './task-queue.js';
+import * as B from '../thread/thread-block.js';
+import { Future, onStalledWait } from './future.js';
+import { BROKEN, NEEDS_THREAD, QUEUE_SLOTS, REFUSED, SHUTDOWN, TaskQueue, encodeRecord, recordFuture } from './task-queue.js';
 
 const MAX_WORKERS = QUEUE_SLOTS;
 const THREADS = QUEUE_SLOTS + 1;
 const SETTINGS = QUEUE_SLOTS + 2;
 const STARTED = QUEUE_SLOTS + 3;
-const BLOCK_BYTES = (QUEUE_SLOTS + 4) * 4;
+const THREAD_LIST = QUEUE_SLOTS + 4;
+const THREAD_CAP = QUEUE_SLOTS + 5;
+const REPLACE = QUEUE_SLOTS + 6;
+const BLOCK_BYTES = (QUEUE_SLOTS + 7) * 4;
+
+/** Root slot: pools created in the process (numbers default prefixes, like Thread-N). */
+const POOL_COUNTER = S_ROOTS + 10;
 
 const POOL_THREAD = { module: new URL('./pool-thread.js', import.meta.url).href, name: 'runPoolThread' };
 
-let poolCounter = 0;
+/** Pools this thread has a wrapper for, by block: a stalled wait here maintains them (see maintain()). */
+const knownPools = new Map<number, WeakRef<ThreadPoolExecutor>>();
+
+onStalledWait(() => {
+  for (const [offset, ref] of knownPools) {
+    const pool = ref.deref();
+    if (pool === undefined) knownPools.delete(offset);
+    else pool._maintain();
+  }
+});
 
 export interface ThreadPoolOptions {
   /** Most threads the pool runs. @default min(32, availableParallelism() + 4) */
@@ -66,8 +91,6 @@ export class ThreadPoolExecutor extends SharedObject {
   #functionIds = new WeakMap<object, number>();
   #functionIdsByKey = new Map<string, number>();
   #settings: Settings | undefined;
-  /** Pool threads this thread started (joined by shutdown({ wait }) from here). */
-  #threads: Thread[] = [];
 
   /**
    * @throws RangeError when maxWorkers <= 0; TypeError for a bad initializer or initargs.
@@ -82,8 +105,11 @@ export class ThreadPoolExecutor extends SharedObject {
       if (maxWorkers <= 0) throw new RangeError(`ThreadPoolExecutor: max_workers must be greater than 0, got ${maxWorkers}`);
       const initargs = options.initargs ?? [];
       if (!Array.isArray(initargs)) throw new TypeError(`ThreadPoolExecutor: initargs must be an array, got ${describe(initargs)}`);
+      if (options.threadNamePrefix !== undefined && typeof options.threadNamePrefix !== 'string') {
+        throw new TypeError(`ThreadPoolExecutor: threadNamePrefix must be a string, got ${describe(options.threadNamePrefix)}`);
+      }
       settings = {
-        prefix: options.threadNamePrefix ?? `ThreadPoolExecutor-${poolCounter++}`,
+        prefix: options.threadNamePrefix ?? '',
         initializer: options.initializer === undefined ? undefined : describeFunction(options.initializer, 'ThreadPoolExecutor initializer'),
         initargs,
       };
@@ -92,6 +118,8 @@ export class ThreadPoolExecutor extends SharedObject {
     const h = this._heap;
     this._queue = new TaskQueue(h, this._offset >> 2);
     if (this._fresh && settings !== undefined) {
+      // Numbered only once the options are known good, so that failed constructions use no number.
+      settings.prefix ||= `ThreadPoolExecutor-${Atomics.add(h.i32, POOL_COUNTER, 1)}`;
       this._queue.init();
       const bytes = encodeToBytes(settings, 'ThreadPoolExecutor options');
       const block = h.alloc(bytes.length, Kind.Bytes);
@@ -100,6 +128,7 @@ export class ThreadPoolExecutor extends SharedObject {
       h.i32[this.base + MAX_WORKERS] = maxWorkers;
       this.#settings = settings;
     }
+    knownPools.set(this._offset, new WeakRef(this));
   }
 
   private get base(): number {
@@ -120,9 +149,7 @@ export class ThreadPoolExecutor extends SharedObject {
     this.checkOpen();
     const id = this.functionId(fn);
     const future = new Future<Awaited<R>>();
-    const record = encodeRecord(this._heap, [future, id, args, false]);
-    this._queue.put(record);
-    this.adjustThreadCount();
+    this.queueTask(future, id, args, false, 'args');
     return future;
   }
 
@@ -145,12 +172,14 @@ export class ThreadPoolExecutor extends SharedObject {
 
   /**
    * Stops accepting tasks. With `cancelFutures`, tasks not yet started are cancelled; with
-   * `wait` (the default), returns when the pool's threads have finished every started task.
+   * `wait` (the default), returns when the pool's threads have finished every started task
+   * (whichever thread started them).
    */
   shutdown(options: { wait?: boolean; cancelFutures?: boolean } = {}): void {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`ThreadPoolExecutor.shutdown(options): expected an options object, got ${describe(options)}`);
     if (options.cancelFutures) this.cancelPending();
     this._queue.close(false);
-    if (options.wait ?? true) for (const thread of this.#threads) thread.join();
+    if (options.wait ?? true) for (const thread of this.threads()) thread.join();
   }
 
   [Symbol.dispose](): void {
@@ -159,7 +188,7 @@ export class ThreadPoolExecutor extends SharedObject {
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.shutdown({ wait: false });
-    for (const thread of this.#threads) await thread.joinAsync();
+    for (const thread of this.threads()) await thread.joinAsync();
   }
 
   override toString(): string {
@@ -184,13 +213,61 @@ export class ThreadPoolExecutor extends SharedObject {
     this._queue.close(true);
     const error = new BrokenThreadPool('A thread initializer failed, the thread pool is not usable anymore', { cause });
     for (const record of this._queue.drain()) {
-      const [future] = takeRecord(this._heap, record) as [Future, number, unknown[], boolean];
+      const future = recordFuture(this._heap, record) as Future;
       try {
         future.setException(error);
       } catch {
         // cancelled meanwhile
       }
     }
+  }
+
+  /**
+   * @internal a pool thread leaves the pool: its loop ended, or (`abnormal`) its isolate is
+   * exiting under a task, and the next maintenance starts a replacement for the queued tasks
+   */
+  _threadLeaving(threadBlock: number, abnormal: boolean): void {
+    const removed = this._queue.locked((i32) => this.removeThreadsLocked(i32, (offset) => offset === threadBlock));
+    for (const offset of removed) dropReference(offset);
+    if (abnormal) Atomics.store(this._heap.i32, this.base + REPLACE, 1);
+  }
+
+  /**
+   * @internal Keeps the pool going when a thread ended without leaving (its isolate was
+   * killed): drops such threads from the list, then starts threads for queued tasks. Runs when
+   * this thread sees a pool thread end, and from waits that stall (a thread blocked in
+   * `result()` is the only one left to start a replacement when its event loop cannot run).
+   */
+  _maintain(): void {
+    const removed = this._queue.locked((i32) => this.removeThreadsLocked(i32, (offset) => Atomics.load(i32, (offset >> 2) + B.STATE) === B.STOPPED));
+    for (const offset of removed) dropReference(offset);
+    const replace = Atomics.exchange(this._heap.i32, this.base + REPLACE, 0) === 1 || removed.length > 0;
+    if (replace && this._queue.size() > 0) this.adjustThreadCount();
+  }
+
+  /** Removes (under LOCK) the listed threads that `match`; returns them (each still holding the list's reference). */
+  private removeThreadsLocked(i32: Int32Array, match: (offset: number) => boolean): number[] {
+    const count = i32[this.base + THREADS]!;
+    if (count === 0) return [];
+    const list = i32[this.base + THREAD_LIST]! >> 2;
+    const removed: number[] = [];
+    let kept = 0;
+    for (let i = 0; i < count; i++) {
+      const offset = i32[list + i]!;
+      if (match(offset)) removed.push(offset);
+      else i32[list + kept++] = offset;
+    }
+    i32[this.base + THREADS] = kept;
+    return removed;
+  }
+
+  /** This thread's wrappers of the pool's live threads. */
+  private threads(): Thread[] {
+    // Wrapped under LOCK: outside it a thread could leave and its block be freed.
+    return this._queue.locked((i32) => {
+      const list = i32[this.base + THREAD_LIST]! >> 2;
+      return Array.from(i32.subarray(list, list + i32[this.base + THREADS]!), (offset) => wrapperFor(offset) as Thread);
+    });
   }
 
   private settings(): Settings {
@@ -208,6 +285,18 @@ export class ThreadPoolExecutor extends SharedObject {
   private checkOpen(): void {
     if (this._queue.get(BROKEN)) throw new BrokenThreadPool('A thread initializer failed, the thread pool is not usable anymore');
     if (this._queue.get(SHUTDOWN)) throw new ThreadError('cannot schedule new futures after shutdown');
+  }
+
+  /** Queues one task for `future`; refused (TypeError, or the pool closed meanwhile) it queues nothing. */
+  private queueTask(future: Future<unknown>, id: number, args: unknown, chunked: boolean, root: string): void {
+    const record = encodeRecord(this._heap, future, id, args, chunked, root);
+    const queued = this._queue.put(record);
+    if (queued === REFUSED) {
+      // Shut down or broken while the args were encoded: nothing was queued.
+      recordFuture(this._heap, record);
+      this.checkOpen();
+    }
+    if (queued === NEEDS_THREAD) this.adjustThreadCount();
   }
 
   /**
@@ -240,44 +329,52 @@ export class ThreadPoolExecutor extends SharedObject {
     return id;
   }
 
-  /** CPython's _adjust_thread_count: a new thread when more tasks wait than threads are idle. */
+  /** CPython's _adjust_thread_count: a new thread (when more tasks wait than threads are idle, see put()) up to maxWorkers. */
   private adjustThreadCount(): void {
     const queue = this._queue;
-    if (queue.size() <= queue.idleThreads()) return;
-    const i32 = this._heap.i32;
-    for (let count = Atomics.load(i32, this.base + THREADS); count < this.maxWorkers; count = Atomics.load(i32, this.base + THREADS)) {
-      if (Atomics.compareExchange(i32, this.base + THREADS, count, count + 1) === count) {
-        this.startThread();
-        return;
-      }
-    }
-  }
-
-  private startThread(): void {
-    const index = Atomics.add(this._heap.i32, this.base + STARTED, 1);
-    const thread = new Thread({ name: `${this.settings().prefix}_${index}`, target: POOL_THREAD, args: [this], daemon: true });
+    if (queue.get(THREADS) >= this.maxWorkers) return;
+    const prefix = this.settings().prefix;
+    const thread = queue.locked((i32) => {
+      if (i32[this.base + THREADS]! >= i32[this.base + MAX_WORKERS]!) return undefined;
+      const index = i32[this.base + STARTED]!;
+      i32[this.base + STARTED] = index + 1;
+      const made = new Thread({ name: `${prefix}_${index}`, target: POOL_THREAD, args: [this], daemon: true });
+      this.addThreadLocked(made._offset);
+      return made;
+    });
+    if (thread === undefined) return;
     try {
       thread.start();
     } catch (error) {
-      Atomics.sub(this._heap.i32, this.base + THREADS, 1);
+      this._threadLeaving(thread._offset, false);
       throw error;
     }
-    this.#threads.push(thread);
-    void thread.joinAsync().then(() => this.threadEnded(thread));
+    // A thread whose isolate is killed cannot leave the list itself: its end, seen here, does.
+    void thread.joinAsync().then(() => this._maintain());
   }
 
-  /** A pool thread ended (shutdown, or its isolate died): keep queued work moving. */
-  private threadEnded(thread: Thread): void {
-    Atomics.sub(this._heap.i32, this.base + THREADS, 1);
-    this.#threads = this.#threads.filter((t) => t !== thread);
-    if (!this._queue.get(SHUTDOWN) && this._queue.size() > 0) this.adjustThreadCount();
+  /** Appends a thread (adding the list's reference), growing the list as needed. Under LOCK. */
+  private addThreadLocked(offset: number): void {
+    const h = this._heap;
+    const count = h.i32[this.base + THREADS]!;
+    if (count === h.i32[this.base + THREAD_CAP]) {
+      const capacity = Math.max(4, count * 2);
+      const bigger = h.alloc(capacity * 4, Kind.Bytes);
+      const old = h.i32[this.base + THREAD_LIST]!;
+      if (old !== 0) {
+        h.i32.copyWithin(bigger >> 2, old >> 2, (old >> 2) + count);
+        dropReference(old);
+      }
+      h.i32[this.base + THREAD_LIST] = bigger;
+      h.i32[this.base + THREAD_CAP] = capacity;
+    }
+    h.retain(offset);
+    h.i32[(h.i32[this.base + THREAD_LIST]! >> 2) + count] = offset;
+    h.i32[this.base + THREADS] = count + 1;
   }
 
   private cancelPending(): void {
-    for (const record of this._queue.drain()) {
-      const [future] = takeRecord(this._heap, record) as [Future, number, unknown[], boolean];
-      future.cancel();
-    }
+    for (const record of this._queue.drain()) (recordFuture(this._heap, record) as Future).cancel();
   }
 
   private submitMap(fn: unknown, rest: unknown[]): { futures: Future<unknown>[]; deadline: number; chunked: boolean } {
@@ -302,10 +399,16 @@ export class ThreadPoolExecutor extends SharedObject {
     const flush = (): void => {
       if (chunk.length === 0) return;
       const future = new Future();
-      this._queue.put(encodeRecord(this._heap, chunksize > 1 ? [future, id, chunk, true] : [future, id, chunk[0], false]));
+      try {
+        if (chunksize > 1) this.queueTask(future, id, chunk, true, 'chunk');
+        else this.queueTask(future, id, chunk[0], false, `items[${futures.length}]`);
+      } catch (error) {
+        // CPython's map submits everything first: an item that cannot be sent cancels the rest.
+        for (const f of futures) f.cancel();
+        throw error;
+      }
       futures.push(future);
       chunk = [];
-      this.adjustThreadCount();
     };
     for (const args of zip(rest as Iterable<unknown>[])) {
       chunk.push(args);
@@ -361,8 +464,12 @@ registerKind(Kind.Executor, {
   revive: (offset) => reviveAs(offset, () => new ThreadPoolExecutor()),
   destroy: (h, offset) => {
     new TaskQueue(h, offset >> 2).destroy();
-    const settings = h.i32[(offset >> 2) + SETTINGS]!;
+    const base = offset >> 2;
+    const settings = h.i32[base + SETTINGS]!;
     dropEncoded(h.buf, settings);
     dropReference(settings);
+    // (A pool thread holds the pool while it runs: a pool is freed only once its list is empty.)
+    const list = h.i32[base + THREAD_LIST]!;
+    if (list !== 0) dropReference(list);
   },
 });

@@ -7,7 +7,10 @@
 import { TimeoutError } from '../errors.js';
 import { heap } from '../shm/current.js';
 import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
-import { COMPLETIONS, COMPLETION_WAITERS, FINISHED, Future } from './future.js';
+import { COMPLETIONS, COMPLETION_WAITERS, FINISHED, Future, stalledWait } from './future.js';
+
+/** How long a blocking wait sleeps before it checks the futures' runners and pools (ms). */
+const STALL_CHECK_MS = 100;
 
 export const FIRST_COMPLETED = 'FIRST_COMPLETED';
 export const FIRST_EXCEPTION = 'FIRST_EXCEPTION';
@@ -27,7 +30,24 @@ function uniqueFutures<R>(fs: Iterable<Future<R>>, what: string): Future<R>[] {
 }
 
 function failed(f: Future<unknown>): boolean {
-  return f._state() === FINISHED && f.exception() !== undefined;
+  return f._state() === FINISHED && f._failed();
+}
+
+/** Done futures in the order they completed (as CPython's waiters collect them). */
+function byCompletion<R>(futures: Future<R>[]): Future<R>[] {
+  return futures.sort((a, b) => a._completionOrder() - b._completionOrder());
+}
+
+/**
+ * Sleeps while no future anywhere completed since `sequence` was read, at most until
+ * `deadline`, in slices: after a silent slice, the runners of `pending` are checked and the
+ * pools this thread knows are kept going (stalledWait).
+ */
+function sleepOnCompletions(i32: Int32Array, sequence: number, deadline: number, pending: Iterable<Future<unknown>>): void {
+  // Completers bump COMPLETIONS, then notify if anyone is counted in COMPLETION_WAITERS (our
+  // callers count themselves before reading the sequence), so a completion after the read wakes us.
+  const slice = Math.min(deadline, performance.now() + STALL_CHECK_MS);
+  if (futexWait(i32, COMPLETIONS, sequence, slice) === 'timed-out' && msUntil(deadline) > 0) stalledWait(pending);
 }
 
 function split<R>(futures: Future<R>[]): WaitResult<R> {
@@ -59,8 +79,7 @@ export function wait<R>(fs: Iterable<Future<R>>, options: { timeout?: number; re
       const sequence = Atomics.load(i32, COMPLETIONS);
       const result = split(futures);
       if (satisfied(result, returnWhen) || msUntil(deadline) === 0) return result;
-      // Sleep only while no future anywhere has completed since we read the sequence.
-      futexWait(i32, COMPLETIONS, sequence, deadline);
+      sleepOnCompletions(i32, sequence, deadline, result.notDone as Set<Future<unknown>>);
     }
   } finally {
     Atomics.sub(i32, COMPLETION_WAITERS, 1);
@@ -104,19 +123,21 @@ export function* asCompleted<R>(fs: Iterable<Future<R>>, timeout?: number): Gene
   const deadline = deadlineAfter(timeoutOrZero(timeout, 'asCompleted'));
   const i32 = heap().i32;
   while (pending.size > 0) {
-    const sequence = Atomics.load(i32, COMPLETIONS);
-    const finished = [...pending].filter((f) => f.done());
+    Atomics.add(i32, COMPLETION_WAITERS, 1);
+    let finished: Future<R>[];
+    try {
+      const sequence = Atomics.load(i32, COMPLETIONS);
+      finished = byCompletion([...pending].filter((f) => f.done()));
+      if (finished.length === 0) {
+        if (msUntil(deadline) === 0) throw new TimeoutError(`${pending.size} (of ${total}) futures unfinished`);
+        sleepOnCompletions(i32, sequence, deadline, pending as Set<Future<unknown>>);
+      }
+    } finally {
+      Atomics.sub(i32, COMPLETION_WAITERS, 1);
+    }
     for (const f of finished) {
       pending.delete(f);
       yield f;
-    }
-    if (finished.length > 0 || pending.size === 0) continue;
-    if (msUntil(deadline) === 0) throw new TimeoutError(`${pending.size} (of ${total}) futures unfinished`);
-    Atomics.add(i32, COMPLETION_WAITERS, 1);
-    try {
-      futexWait(i32, COMPLETIONS, sequence, deadline);
-    } finally {
-      Atomics.sub(i32, COMPLETION_WAITERS, 1);
     }
   }
 }
@@ -136,6 +157,7 @@ export function asCompletedAsync<R>(fs: Iterable<Future<R>>, options: { timeout?
       if (pending.size === 0) return { value: undefined, done: true };
       const sequence = Atomics.load(i32, COMPLETIONS);
       for (const f of pending) if (f.done()) ready.push(f);
+      byCompletion(ready);
       for (const f of ready) pending.delete(f);
       if (ready.length > 0) break;
       if (msUntil(deadline) === 0) throw new TimeoutError(`${pending.size} (of ${total}) futures unfinished`);

@@ -14,7 +14,7 @@
 import { errorClasses } from '../errors.js';
 import { describe } from './futex.js';
 import { heap } from './current.js';
-import { SharedObject, dropReference, registerSharedView, retainForTransfer, reviveHandle, sharedViewBlock } from './handles.js';
+import { SharedObject, dropReference, receiveSharedView, retainForTransfer, reviveHandle, sharedViewBlock } from './handles.js';
 
 const enum Tag {
   Undefined = 0,
@@ -80,13 +80,14 @@ class Encoder {
   /** Handles written during this encode: their in-flight references are undone on failure. */
   private handles: number[] = [];
 
-  /** False for internal records whose handles never come back to this thread (no identity entry). */
-  rememberIdentity = true;
+  /** True while an encode runs (re-entered, the caller takes a fresh encoder). */
+  busy = false;
 
   encode(value: unknown, root: string): Uint8Array {
     this.pos = 0;
     this.nextIndex = 0;
     this.handles.length = 0;
+    this.busy = true;
     try {
       this.value(value);
     } catch (error) {
@@ -96,6 +97,7 @@ class Encoder {
       }
       throw error;
     } finally {
+      this.busy = false;
       if (this.nextIndex > 0) this.seen.clear();
     }
     return this.buf.subarray(0, this.pos);
@@ -186,7 +188,7 @@ class Encoder {
     }
     if (o instanceof SharedObject) {
       this.u8(Tag.Handle);
-      const offset = retainForTransfer(o, this.rememberIdentity);
+      const offset = retainForTransfer(o);
       this.handles.push(offset);
       return this.u32(offset);
     }
@@ -469,8 +471,10 @@ class Decoder {
       case Tag.SharedView: {
         const T = typedArrayKinds[buf[this.pos++]!]!;
         const block = this.u32();
-        const view = new T(heap().sab as unknown as ArrayBuffer, this.u32(), this.u32());
-        registerSharedView(view, block);
+        const byteOffset = this.u32();
+        const length = this.u32();
+        const view = receiveSharedView(block, () => new T(heap().sab as unknown as ArrayBuffer, byteOffset, length));
+        this.refs.push(view);
         return view;
       }
       default:
@@ -663,20 +667,9 @@ const decoder = new Decoder();
  * @throws TypeError naming the path of a value that cannot cross threads.
  */
 export function encodeValue(value: unknown, root = 'value'): Uint8Array {
-  return encoder.encode(value, root);
-}
-
-/**
- * Encodes an internal record (a pool task) whose shared objects are not expected back in this
- * thread: skips the identity bookkeeping that makes a returning handle the same object.
- */
-export function encodeInternal(value: unknown, root: string): Uint8Array {
-  encoder.rememberIdentity = false;
-  try {
-    return encoder.encode(value, root);
-  } finally {
-    encoder.rememberIdentity = true;
-  }
+  // A getter or a thrown error's cause may itself send something while we encode (a getter
+  // that submits a task): that nested encode gets an encoder of its own.
+  return encoder.busy ? new Encoder().encode(value, root) : encoder.encode(value, root);
 }
 
 /** Encodes `value` into a fresh, independent Uint8Array. */

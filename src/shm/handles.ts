@@ -65,6 +65,8 @@ let finalizer: FinalizationRegistry<number> | undefined;
 function onCollected(offset: number): void {
   const ref = identity.get(offset);
   if (ref !== undefined && ref.deref() === undefined) identity.delete(offset);
+  const viewRef = viewIdentity.get(offset);
+  if (viewRef !== undefined && viewRef.deref() === undefined) viewIdentity.delete(offset);
   if (unhold(offset)) dropReference(offset);
 }
 
@@ -96,6 +98,7 @@ function unhold(offset: number): boolean {
 }
 
 let revivingOffset = 0;
+let revivingUntracked = false;
 
 /** Runs `make` (a `new X()` of a SharedObject subclass) so that it wraps `offset` instead of allocating. */
 export function reviveAs<T extends SharedObject>(offset: number, make: () => T): T {
@@ -104,6 +107,21 @@ export function reviveAs<T extends SharedObject>(offset: number, make: () => T):
     return make();
   } finally {
     revivingOffset = 0;
+  }
+}
+
+/**
+ * Like `reviveAs`, but the wrapper is not tracked: no finalizer, no identity entry, not released
+ * at thread end. Its user owns the adopted reference and drops it (`dropReference(offset)`) when
+ * done, after which the wrapper must not be used. For internal wrappers that never reach user
+ * code and live in loops that never return to the event loop (pool threads).
+ */
+export function reviveUntracked<T extends SharedObject>(offset: number, make: () => T): T {
+  revivingUntracked = true;
+  try {
+    return reviveAs(offset, make);
+  } finally {
+    revivingUntracked = false;
   }
 }
 
@@ -127,12 +145,14 @@ export abstract class SharedObject {
 
   protected constructor(kind: Kind, payloadBytes: number) {
     const revived = revivingOffset;
+    const untracked = revivingUntracked;
     revivingOffset = 0;
+    revivingUntracked = false;
     this._heap = heap();
     this._fresh = revived === 0;
     this._offset = revived === 0 ? this._heap.alloc(payloadBytes, kind) : revived;
     if (!this._fresh) this._heap.ensureMapped(this._offset + payloadBytes);
-    trackWrapper(this, this._offset);
+    if (!untracked) trackWrapper(this, this._offset);
   }
 }
 
@@ -181,10 +201,26 @@ export function wrapperFor(offset: number): SharedObject {
 /** Typed arrays over heap memory (from `sharedArray`), by view: the block they belong to. */
 const sharedViews = new WeakMap<ArrayBufferView, number>();
 
+/** This thread's view of each shared array block, so that receiving one twice gives the same view. */
+const viewIdentity = new Map<number, WeakRef<ArrayBufferView>>();
+
 /** Records that `view` is a shared array living in block `offset` (it owns one reference). */
 export function registerSharedView(view: ArrayBufferView, offset: number): void {
   sharedViews.set(view, offset);
+  if (viewIdentity.get(offset)?.deref() === undefined) viewIdentity.set(offset, new WeakRef(view));
   trackWrapper(view, offset);
+}
+
+/** Turns a received shared array (owning one in-flight reference) into this thread's view of it. */
+export function receiveSharedView(offset: number, make: () => ArrayBufferView): ArrayBufferView {
+  const existing = viewIdentity.get(offset)?.deref();
+  if (existing !== undefined) {
+    dropReference(offset); // `existing` owns a reference already
+    return existing;
+  }
+  const view = make();
+  registerSharedView(view, offset);
+  return view;
 }
 
 /** The block of a shared array view, or undefined for other views. */
@@ -213,6 +249,7 @@ export function releaseAllHeld(): void {
   held.clear();
   heldTotal = 0;
   identity.clear();
+  viewIdentity.clear();
 }
 
 /** Number of wrappers this thread holds (for tests of the reference counting). */

@@ -21,20 +21,35 @@ export { hasLiveChildren } from './thread.js';
 
 let running: { thread: Thread; init: ThreadInit } | undefined;
 
-/** Work to settle when the isolate exits, before it releases the shared objects it holds. */
-const exitHooks: ((code: number) => void)[] = [];
+/**
+ * Work to settle when the isolate exits, before it releases the shared objects it holds.
+ * `uncaught` is the error that ended the isolate, when an uncaught error did (else process.exit()).
+ */
+type ExitHook = (code: number, uncaught: unknown) => void;
+const exitHooks: ExitHook[] = [];
 
-export function addIsolateExitHook(hook: (code: number) => void): void {
+export function addIsolateExitHook(hook: ExitHook): void {
   exitHooks.push(hook);
 }
 
-/** `process.exit()` inside a thread ends the isolate at once: the thread still ends cleanly. */
+/** An error thrown where nothing catches it (a timer callback, say) ends the isolate: remember it for the exit hooks. */
+let uncaughtError: { error: unknown } | undefined;
+process.on('uncaughtExceptionMonitor', (error) => {
+  uncaughtError = { error };
+});
+
+/** `process.exit()` (or an uncaught error) inside a thread ends the isolate at once: the thread still ends cleanly. */
 export function onIsolateExit(code: number): void {
-  for (const hook of exitHooks) hook(code);
+  const uncaught = uncaughtError?.error;
+  for (const hook of exitHooks) hook(code, uncaught);
   if (running === undefined) return;
   const { thread } = running;
   running = undefined;
-  thread._markDead(new ThreadError(`process.exit(${code}) was called in thread ${thread.name}: it ended the thread's isolate`));
+  const why =
+    uncaughtError === undefined
+      ? new ThreadError(`process.exit(${code}) was called in thread ${thread.name}: it ended the thread's isolate`)
+      : new ThreadError(`an uncaught error ended thread ${thread.name}'s isolate: ${uncaught instanceof Error ? `${uncaught.name}: ${uncaught.message}` : String(uncaught)}`, { cause: uncaught });
+  thread._markDead(why);
 }
 
 let typescriptReady: Promise<void> | undefined;
