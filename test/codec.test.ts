@@ -5,10 +5,13 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BrokenBarrierError, Event, Lock, Semaphore, SharedValue, Thread, ThreadError, sharedArray } from 'threadkit';
+import { BrokenBarrierError, Event, type Future, Lock, Queue, Semaphore, SharedValue, Thread, ThreadError, ThreadPoolExecutor, sharedArray } from 'threadkit';
 import { runThreads } from './helpers.js';
 
 const echo = (value: unknown): unknown => value;
+
+/** Waits in threads are bounded, so that a failing test cannot hang the suite. */
+const LONG = 10_000;
 
 describe('values crossing threads', () => {
   it('structured-clone types come back equal', () => {
@@ -85,6 +88,125 @@ describe('values crossing threads', () => {
     assert.equal(total.compareExchange(3, 4), 3);
     assert.equal(total.load(), 4);
     assert.throws(() => new SharedValue('int33' as 'int32'), { name: 'TypeError', message: /int33/ });
+  });
+
+  it('two sharedArray views, one of them twice, then plain objects: every field decodes, and the repeated view is one object, there and back', () => {
+    const v1 = sharedArray(Int32Array, 4);
+    const v2 = sharedArray(Float64Array, 3);
+    v1[0] = 7;
+    v2[2] = 2.5;
+    const d = { x: 1 };
+    // The back-references after the views (c, f) count the views' places in the value.
+    const sent = { a: v1, b: v2, c: v1, d, e: [1, 2], f: d, g: 'last' };
+    type Sent = typeof sent;
+    const [back] = runThreads<{ seen: Record<string, unknown>; value: Sent }>(
+      (v: Sent) => {
+        v.a[1] = 11; // shared memory: the main thread sees the write
+        return {
+          seen: {
+            a: `${v.a?.constructor.name}(${v.a?.length}) [0]=${v.a?.[0]}`,
+            b: `${v.b?.constructor.name}(${v.b?.length}) [2]=${v.b?.[2]}`,
+            cIsA: v.c === v.a,
+            d: v.d,
+            e: v.e,
+            fIsD: v.f === v.d,
+            g: v.g,
+          },
+          value: v,
+        };
+      },
+      [[sent]],
+    );
+    assert.deepEqual(back!.seen, { a: 'Int32Array(4) [0]=7', b: 'Float64Array(3) [2]=2.5', cIsA: true, d: { x: 1 }, e: [1, 2], fIsD: true, g: 'last' });
+    const value = back!.value;
+    assert.ok(value.a === v1, 'a comes back as the same array object');
+    assert.ok(value.b === v2, 'b comes back as the same array object');
+    assert.ok(value.c === v1, 'c comes back as the same array object');
+    assert.deepEqual(value.d, { x: 1 });
+    assert.ok(value.f === value.d, 'f and d are one object');
+    assert.deepEqual(value.e, [1, 2]);
+    assert.equal(value.g, 'last');
+    assert.equal(v1[1], 11, 'the thread wrote through the shared array');
+  });
+
+  it('the same value through a Queue from one thread to another: every field decodes, and the repeated view is one object', () => {
+    const q = new Queue<unknown>();
+    const producer = new Thread({
+      args: [q],
+      target: async (queue: Queue<unknown>) => {
+        const { sharedArray } = await import('threadkit');
+        const v1 = sharedArray(Int32Array, 2);
+        const v2 = sharedArray(Uint8Array, 3);
+        v1[0] = 5;
+        v2[2] = 9;
+        const d = { x: 1 };
+        queue.put({ a: v1, b: v2, c: v1, d, e: [1, 2], f: d, g: 'last' });
+      },
+    });
+    const consumer = new Thread<Record<string, unknown>>({
+      args: [q, LONG],
+      target: (queue: Queue<Record<string, any>>, long: number) => {
+        const v = queue.get({ timeout: long });
+        return {
+          a: `${v.a?.constructor.name}(${v.a?.length}) [0]=${v.a?.[0]}`,
+          b: `${v.b?.constructor.name}(${v.b?.length}) [2]=${v.b?.[2]}`,
+          cIsA: v.c === v.a,
+          d: v.d,
+          e: v.e,
+          fIsD: v.f === v.d,
+          g: v.g,
+        };
+      },
+    });
+    consumer.start();
+    producer.start();
+    producer.join();
+    consumer.join();
+    assert.deepEqual(consumer.result, { a: 'Int32Array(2) [0]=5', b: 'Uint8Array(3) [2]=9', cIsA: true, d: { x: 1 }, e: [1, 2], fIsD: true, g: 'last' });
+  });
+
+  it('a getter that puts on a queue while its object is encoded as thread args (re-entrant encode): both values arrive intact', () => {
+    const q = new Queue<unknown>();
+    const shared = { k: 'shared' };
+    const outer = {
+      first: 'before the getter',
+      s: shared,
+      get sends(): string {
+        q.put({ nested: 'put from a getter', list: [4, 5, 6], map: new Map([['m', { deep: true }]]) });
+        return 'getter value';
+      },
+      t: shared,
+      after: { deep: [7, 8], text: 'x'.repeat(40) },
+    };
+    const [back] = runThreads<{ o: Record<string, unknown>; tIsS: boolean; nested: unknown }>(
+      (o: Record<string, unknown>, queue: Queue<unknown>, long: number) => ({ o, tIsS: o.t === o.s, nested: queue.get({ timeout: long }) }),
+      [[outer, q, LONG]],
+    );
+    assert.deepEqual(back!.o, { first: 'before the getter', s: { k: 'shared' }, sends: 'getter value', t: { k: 'shared' }, after: { deep: [7, 8], text: 'x'.repeat(40) } });
+    assert.equal(back!.tIsS, true, 's and t are still one object');
+    assert.deepEqual(back!.nested, { nested: 'put from a getter', list: [4, 5, 6], map: new Map([['m', { deep: true }]]) });
+  });
+
+  it('a getter that submits to a pool while its object is put on a queue (re-entrant encode): the item arrives intact and the task runs', () => {
+    using pool = new ThreadPoolExecutor({ maxWorkers: 1 });
+    const q = new Queue<unknown>();
+    const box: { future?: Future<number> } = {};
+    const list = [1, 2, 3];
+    const item = {
+      before: list,
+      get submits(): string {
+        box.future = pool.submit((x: number, label: string) => (label === 'from a getter' ? x * 2 : -1), 21, 'from a getter');
+        return 'submitted';
+      },
+      again: list,
+      after: { y: 'z', n: [9, 10] },
+    };
+    q.put(item);
+    const got = q.get({ timeout: LONG }) as Record<string, unknown>;
+    assert.deepEqual(got, { before: [1, 2, 3], submits: 'submitted', again: [1, 2, 3], after: { y: 'z', n: [9, 10] } });
+    assert.ok(got.again === got.before, 'before and again are still one array');
+    assert.ok(box.future !== undefined, 'the getter ran');
+    assert.equal(box.future.result(LONG), 42);
   });
 
   it('a value that cannot cross is refused at start() with its path, and nothing is started', () => {

@@ -32,6 +32,9 @@ import {
 import { poolThreadNames, runFixture, settle } from './fixtures/futures-helpers.js';
 import { since, sleepSync, startThread } from './helpers.js';
 
+/** Waits in threads are bounded, so that a failing test cannot hang the suite. */
+const LONG = 10_000;
+
 const TASKS = new URL('./fixtures/tasks.mjs', import.meta.url);
 const task = (name: string): { module: URL; name: string } => ({ module: TASKS, name });
 
@@ -56,6 +59,16 @@ function setLater(event: Event, ms = 30): Thread {
 const gated = (gate: Event, value: unknown): unknown => {
   gate.wait();
   return value;
+};
+
+/** A task that returns once its pool says it is shut down (it polls; gives up after `long` ms). */
+const untilShutDown = (pool: ThreadPoolExecutor, long: number): string => {
+  const deadline = Date.now() + long;
+  while (!String(pool).includes(': shut down,')) {
+    if (Date.now() > deadline) return 'never saw the shutdown';
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  }
+  return 'saw the shutdown';
 };
 
 describe('ThreadPoolExecutor.submit', () => {
@@ -404,6 +417,44 @@ describe('ThreadPoolExecutor.map', () => {
     assert.throws(() => pool.map((x: number) => x, [1], null as never), TypeError);
   });
 
+  it('an item that cannot be sent: TypeError naming items[2]; the tasks queued for the items before it are cancelled, none is left queued', () => {
+    const pool = new ThreadPoolExecutor({ maxWorkers: 1 });
+    const started = new Event();
+    const gate = new Event();
+    // The only thread is busy: the tasks map() queues for items 0 and 1 wait in the queue.
+    const blocker = pool.submit(
+      (s: Event, g: Event) => {
+        s.set();
+        g.wait();
+        return 'blocker';
+      },
+      started,
+      gate,
+    );
+    assert.equal(started.wait(LONG), true, 'the blocking task started');
+    const ran = new SharedValue('int32');
+    try {
+      assert.throws(
+        () =>
+          pool.map(
+            (item: unknown, counter: SharedValue<'int32'>) => {
+              counter.add(1);
+              return item;
+            },
+            [1, 2, { handler: () => 3 }, 4],
+            [ran, ran, ran, ran],
+          ),
+        { name: 'TypeError', message: /^items\[2\]\S*\.handler: function handler\(\) could not be cloned/ },
+      );
+    } finally {
+      gate.set();
+    }
+    pool.shutdown({ wait: true });
+    assert.equal(blocker.result(0), 'blocker');
+    assert.equal(ran.value, 0, 'the tasks of the items before the refused one ran (they were not cancelled)');
+    assert.match(String(pool), /: shut down, threads=0\/1, queued=0>$/);
+  });
+
   it('submits every task at the call, without iteration (CPython issue 11777)', () => {
     const counter = new SharedValue('int32');
     const pool = new ThreadPoolExecutor({ maxWorkers: 2 });
@@ -606,6 +657,45 @@ describe('ThreadPoolExecutor.shutdown', () => {
     assert.equal(poolThreadNames(prefix).length, 2);
     pool.shutdown({ wait: true });
     assert.deepEqual(poolThreadNames(prefix), []);
+  });
+
+  it('after shutdown({ wait: true }) the pool lists no threads: String(pool) says threads=0, here and in another thread', () => {
+    const prefix = uniquePrefix('leaving');
+    const pool = new ThreadPoolExecutor({ maxWorkers: 2, threadNamePrefix: prefix });
+    const barrier = new Barrier(2, { timeout: 30_000 });
+    for (const f of [0, 1].map(() => pool.submit((b: Barrier) => b.wait(), barrier))) f.result();
+    assert.match(String(pool), /: running, threads=2\/2, queued=0>$/);
+    pool.shutdown({ wait: true });
+    assert.match(String(pool), /: shut down, threads=0\/2, queued=0>$/);
+    assert.deepEqual(poolThreadNames(prefix), []);
+    const reader = startThread<string>((p: ThreadPoolExecutor) => String(p), [pool]);
+    reader.join();
+    assert.match(reader.result ?? 'no result', /: shut down, threads=0\/2, queued=0>$/);
+  });
+
+  it('shutdown({ wait: true }) called in another thread waits for the pool threads this thread started; both see threads=0', () => {
+    const prefix = uniquePrefix('shut-elsewhere');
+    const pool = new ThreadPoolExecutor({ maxWorkers: 2, threadNamePrefix: prefix });
+    const barrier = new Barrier(2, { timeout: 30_000 });
+    for (const f of [0, 1].map(() => pool.submit((b: Barrier) => b.wait(), barrier))) f.result();
+    assert.deepEqual(poolThreadNames(prefix), [`${prefix}_0`, `${prefix}_1`]);
+    // Runs until the pool is shut down: the closer's shutdown({ wait: true }) must wait for it.
+    const watcher = pool.submit(untilShutDown, pool, LONG);
+    const closer = startThread<{ doneAtReturn: boolean; text: string; names: string[] }>(
+      async (p: ThreadPoolExecutor, f: Future<string>, pre: string) => {
+        const { enumerate } = await import('threadkit');
+        p.shutdown({ wait: true });
+        return { doneAtReturn: f.done(), text: String(p), names: enumerate().map((t) => t.name).filter((n) => n.startsWith(`${pre}_`)) };
+      },
+      [pool, watcher, prefix],
+    );
+    closer.join();
+    const seen = closer.result;
+    assert.equal(seen?.doneAtReturn, true, 'shutdown({ wait: true }) returned while a task was still running');
+    assert.match(seen?.text ?? 'no result', /: shut down, threads=0\/2, queued=0>$/);
+    assert.deepEqual(seen?.names, [], 'pool threads still alive after shutdown({ wait: true }) returned');
+    assert.equal(watcher.result(0), 'saw the shutdown');
+    assert.match(String(pool), /: shut down, threads=0\/2, queued=0>$/);
   });
 
   it('toString tells the state, the threads and the queue', () => {
@@ -907,6 +997,137 @@ describe('pools and other threads', () => {
     opener.join();
     assert.equal(future.result(), 'done');
     assert.equal(doneAtShutdown, true, 'shutdown returned while the task was still running');
+  });
+
+  it('a pool created in a thread: main lists its threads, and main\'s shutdown({ wait: true }) joins them', () => {
+    const prefix = uniquePrefix('made-in-thread');
+    const maker = startThread<{ pool: ThreadPoolExecutor; values: number[] }>(
+      async (pre: string, long: number) => {
+        const { Barrier, ThreadPoolExecutor } = await import('threadkit');
+        const pool = new ThreadPoolExecutor({ maxWorkers: 2, threadNamePrefix: pre });
+        const barrier = new Barrier(2, { timeout: long });
+        const futures = [0, 1].map((i) =>
+          pool.submit(
+            (b: { wait(): unknown }, x: number) => {
+              b.wait();
+              return x;
+            },
+            barrier,
+            i,
+          ),
+        );
+        return { pool, values: futures.map((f) => f.result()) };
+      },
+      [prefix, LONG],
+    );
+    maker.join();
+    assert.ok(maker.result !== undefined, 'the thread returned its pool');
+    const { pool, values } = maker.result;
+    assert.deepEqual(values, [0, 1]);
+    assert.match(String(pool), /: running, threads=2\/2, queued=0>$/);
+    assert.deepEqual(poolThreadNames(prefix), [`${prefix}_0`, `${prefix}_1`]);
+    // Runs until the pool is shut down: shutdown({ wait: true }) must wait for it.
+    const watcher = pool.submit(untilShutDown, pool, LONG);
+    pool.shutdown({ wait: true });
+    assert.equal(watcher.done(), true, 'shutdown({ wait: true }) returned while a task was still running');
+    assert.equal(watcher.result(0), 'saw the shutdown');
+    assert.match(String(pool), /: shut down, threads=0\/2, queued=0>$/);
+    assert.deepEqual(poolThreadNames(prefix), []);
+  });
+
+  it('threads submit while another thread shuts the pool down: each submit is refused with ThreadError or its future settles (5 rounds)', () => {
+    for (let round = 0; round < 5; round++) {
+      const pool = new ThreadPoolExecutor({ maxWorkers: 2 });
+      const start = new Barrier(4, { timeout: LONG });
+      const going = new Event();
+      const submitters = [0, 1, 2].map(() =>
+        startThread<{ futures: Future<number>[]; refusal: string }>(
+          (p: ThreadPoolExecutor, b: Barrier, g: Event) => {
+            const futures: Future<number>[] = [];
+            b.wait();
+            for (let i = 0; i < 100_000; i++) {
+              try {
+                futures.push(p.submit((x: number) => x, i));
+              } catch (error) {
+                return { futures, refusal: `${(error as Error).name}: ${(error as Error).message}` };
+              }
+              if (i === 50) g.set(); // submits are under way: the closer may go
+            }
+            return { futures, refusal: 'never refused' };
+          },
+          [pool, start, going],
+        ),
+      );
+      const closer = startThread(
+        (p: ThreadPoolExecutor, b: Barrier, g: Event, long: number) => {
+          b.wait();
+          g.wait(long);
+          p.shutdown();
+        },
+        [pool, start, going, LONG],
+      );
+      for (const t of [...submitters, closer]) t.join();
+      const outcomes = submitters.map((t, i) => {
+        assert.ok(t.result !== undefined, `round ${round}: submitter ${i} returned nothing`);
+        return t.result;
+      });
+      assert.deepEqual(
+        outcomes.map((o) => o.refusal),
+        [0, 1, 2].map(() => 'ThreadError: cannot schedule new futures after shutdown'),
+        `round ${round}`,
+      );
+      const futures = outcomes.flatMap((o) => o.futures);
+      // Bounded only so that the suite cannot hang: every future here was accepted before the shutdown.
+      const { notDone } = wait(futures, { timeout: LONG });
+      assert.equal(notDone.size, 0, `round ${round}: ${notDone.size} of ${futures.length} accepted futures never settled`);
+      for (const [k, o] of outcomes.entries()) {
+        const wrong = o.futures.findIndex((f, i) => f.result(0) !== i);
+        assert.equal(wrong, -1, `round ${round}: submitter ${k}, future ${wrong} has a wrong result`);
+      }
+      assert.match(String(pool), /: shut down, threads=\d+\/2, queued=0>$/, `round ${round}`);
+    }
+  });
+
+  it('a submit whose argument is being encoded while another thread shuts the pool down: refused with ThreadError, or its future settles', () => {
+    const prefix = uniquePrefix('straddled');
+    const pool = new ThreadPoolExecutor({ maxWorkers: 1, threadNamePrefix: prefix });
+    assert.equal(pool.submit((x: number) => x, 1).result(), 1); // a pool thread is up
+    const go = new Event();
+    const closed = new Event();
+    // The closer shuts the pool down while this thread's submit is encoding its argument (the
+    // getter lets it go and waits for it), and lets the submit go on only once the pool's
+    // thread has ended: no thread is left to run a task queued after the shutdown.
+    const closer = startThread(
+      async (p: ThreadPoolExecutor, g: Event, c: Event, pre: string, long: number) => {
+        const { enumerate } = await import('threadkit');
+        g.wait(long);
+        p.shutdown({ wait: true });
+        const deadline = Date.now() + long;
+        while (enumerate().some((t) => t.name.startsWith(`${pre}_`)) && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+        c.set();
+      },
+      [pool, go, closed, prefix, LONG],
+    );
+    const straddling = {} as { x: number };
+    Object.defineProperty(straddling, 'x', {
+      enumerable: true,
+      get: () => {
+        go.set();
+        closed.wait(LONG);
+        return 2;
+      },
+    });
+    let late: Future<unknown> | undefined;
+    try {
+      late = pool.submit((a: { x: number }) => a.x, straddling);
+    } catch (error) {
+      assert.ok(error instanceof ThreadError && error.message === 'cannot schedule new futures after shutdown', `submit threw ${String(error)}`);
+    } finally {
+      closer.join();
+    }
+    assert.equal(closed.isSet(), true, 'the closer finished its shutdown');
+    // Bounded only so that the suite cannot hang.
+    if (late !== undefined) assert.equal(late.result(3_000), 2);
   });
 });
 

@@ -15,14 +15,20 @@ import {
   FIRST_COMPLETED,
   FIRST_EXCEPTION,
   Future,
+  ThreadError,
   ThreadPoolExecutor,
   TimeoutError,
+  type ExceptHookArgs,
   asCompleted,
   asCompletedAsync,
+  setExcepthook,
   wait,
   waitAsync,
 } from 'threadkit';
 import { since, startThread } from './helpers.js';
+
+/** Waits in threads are bounded, so that a failing test cannot hang the suite. */
+const LONG = 10_000;
 
 type State = 'pending' | 'running' | 'cancelled' | 'cancelledAndNotified' | 'failed' | 'succeeded';
 
@@ -180,6 +186,43 @@ describe('wait', () => {
     blocked.result();
   });
 
+  it('FIRST_EXCEPTION: a future that failed with `throw undefined` counts as failed (its exception is undefined)', () => {
+    using pool = new ThreadPoolExecutor({ maxWorkers: 1 });
+    const release = new Event();
+    // `later` completes only once released (or after LONG ms): a wait that does not count the
+    // failure as one waits for it.
+    const later = new Future<number>();
+    const completer = startThread(
+      (f: Future<number>, r: Event, long: number) => {
+        r.wait(long);
+        f.setResult(1);
+      },
+      [later, release, LONG],
+    );
+    try {
+      const thrown = pool.submit(() => {
+        throw undefined;
+      });
+      const first = wait([thrown, later], { returnWhen: FIRST_EXCEPTION });
+      sameSet(first.done, [thrown], 'done (a task that threw undefined)');
+      sameSet(first.notDone, [later], 'notDone (a task that threw undefined)');
+      assert.equal(thrown.exception(0), undefined);
+      assert.throws(
+        () => thrown.result(0),
+        (e: unknown) => e === undefined,
+      );
+
+      const set = new Future<number>();
+      set.setException(undefined);
+      const second = wait([later, set], { returnWhen: FIRST_EXCEPTION });
+      sameSet(second.done, [set], 'done (setException(undefined))');
+      sameSet(second.notDone, [later], 'notDone (setException(undefined))');
+    } finally {
+      release.set();
+      completer.join();
+    }
+  });
+
   it('FIRST_EXCEPTION with no failure waits for every future', () => {
     using pool = new ThreadPoolExecutor({ maxWorkers: 2 });
     const gate = new Event();
@@ -241,6 +284,41 @@ describe('wait', () => {
     const { done, notDone } = wait(futures, { returnWhen: ALL_COMPLETED });
     assert.equal(done.size, 100);
     assert.equal(notDone.size, 0);
+  });
+
+  it('with one worker, a blocking wait() and asCompleted() over a task that ends its pool thread (process.exit) and one queued behind it: both settle', async () => {
+    const reports: ExceptHookArgs[] = [];
+    // The pool threads' deaths are reported from the event loop: collect them here.
+    const reported = new Promise<void>((resolve) =>
+      setExcepthook((args) => {
+        reports.push(args);
+        if (reports.length === 2) resolve();
+      }),
+    );
+    const pool = new ThreadPoolExecutor({ maxWorkers: 1 });
+    try {
+      const exiting = pool.submit(() => process.exit(6));
+      const behind = pool.submit(() => 'behind');
+      // Bounded only so that the suite cannot hang; nothing here waits on this thread's event loop.
+      const { notDone } = wait([exiting, behind], { timeout: LONG });
+      assert.equal(notDone.size, 0, `${[...notDone].map(String).join(', ')} never settled`);
+      assert.ok(exiting.exception(0) instanceof ThreadError, String(exiting.exception(0)));
+      assert.match(String(exiting.exception(0)), /process\.exit\(6\)/);
+      assert.equal(behind.result(0), 'behind');
+
+      const exiting2 = pool.submit(() => process.exit(7));
+      const behind2 = pool.submit(() => 'behind 2');
+      const yielded = [...asCompleted([exiting2, behind2], LONG)];
+      assert.equal(yielded.length, 2);
+      assert.match(String(exiting2.exception(0)), /process\.exit\(7\)/);
+      assert.equal(behind2.result(0), 'behind 2');
+    } finally {
+      pool.shutdown();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([reported, new Promise((resolve) => (timer = setTimeout(resolve, LONG)))]);
+      clearTimeout(timer);
+      setExcepthook(undefined);
+    }
   });
 
   it('takes any iterable; no futures returns two empty sets at once', () => {

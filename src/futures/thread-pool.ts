@@ -179,7 +179,14 @@ export class ThreadPoolExecutor extends SharedObject {
     if (typeof options !== 'object' || options === null) throw new TypeError(`ThreadPoolExecutor.shutdown(options): expected an options object, got ${describe(options)}`);
     if (options.cancelFutures) this.cancelPending();
     this._queue.close(false);
-    if (options.wait ?? true) for (const thread of this.threads()) thread.join();
+    if (!(options.wait ?? true)) return;
+    const joined = new Set<Thread>();
+    for (let threads = this.threadsToJoin(joined); threads.length > 0; threads = this.threadsToJoin(joined)) {
+      for (const thread of threads) {
+        thread.join();
+        joined.add(thread);
+      }
+    }
   }
 
   [Symbol.dispose](): void {
@@ -188,7 +195,13 @@ export class ThreadPoolExecutor extends SharedObject {
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.shutdown({ wait: false });
-    for (const thread of this.threads()) await thread.joinAsync();
+    const joined = new Set<Thread>();
+    for (let threads = this.threadsToJoin(joined); threads.length > 0; threads = this.threadsToJoin(joined)) {
+      for (const thread of threads) {
+        await thread.joinAsync();
+        joined.add(thread);
+      }
+    }
   }
 
   override toString(): string {
@@ -238,10 +251,10 @@ export class ThreadPoolExecutor extends SharedObject {
    * this thread sees a pool thread end, and from waits that stall (a thread blocked in
    * `result()` is the only one left to start a replacement when its event loop cannot run).
    */
-  _maintain(): void {
+  _maintain(startThread = false): void {
     const removed = this._queue.locked((i32) => this.removeThreadsLocked(i32, (offset) => Atomics.load(i32, (offset >> 2) + B.STATE) === B.STOPPED));
     for (const offset of removed) dropReference(offset);
-    const replace = Atomics.exchange(this._heap.i32, this.base + REPLACE, 0) === 1 || removed.length > 0;
+    const replace = Atomics.exchange(this._heap.i32, this.base + REPLACE, 0) === 1 || removed.length > 0 || startThread;
     if (replace && this._queue.size() > 0) this.adjustThreadCount();
   }
 
@@ -259,6 +272,20 @@ export class ThreadPoolExecutor extends SharedObject {
     }
     i32[this.base + THREADS] = kept;
     return removed;
+  }
+
+  /**
+   * After close(): the listed threads not joined yet. When there are none but tasks are still
+   * queued (a submit that was accepted just before the close and has not started its thread yet,
+   * or a thread that died), starts a thread for them first: shutdown({ wait }) returns only once
+   * every accepted task has run, as CPython's does.
+   */
+  private threadsToJoin(joined: Set<Thread>): Thread[] {
+    for (;;) {
+      const threads = this.threads().filter((thread) => !joined.has(thread));
+      if (threads.length > 0 || this._queue.size() === 0) return threads;
+      this._maintain(true);
+    }
   }
 
   /** This thread's wrappers of the pool's live threads. */
