@@ -883,6 +883,149 @@ describe('excepthook', () => {
     });
   });
 
+  it('an error thrown by a timer while the target still runs (its promise pending) ends the thread: the excepthook reports "an uncaught error ended thread NAME\'s isolate: Error: late boom"', () => {
+    withHook((reports) => {
+      const t = new Thread({
+        name: 'late-thrower',
+        target: () => {
+          setTimeout(() => {
+            throw new Error('late boom');
+          });
+          return new Promise(() => {}); // never settles: only the timer's error ends the thread
+        },
+      });
+      t.start();
+      t.join(LONG);
+      assert.equal(t.isAlive(), false, 'the thread still runs');
+      assert.deepEqual(reports.map(summary), ["late-thrower: ThreadError: an uncaught error ended thread late-thrower's isolate: Error: late boom"]);
+      const cause = (reports[0]!.excValue as Error).cause;
+      assert.ok(cause instanceof Error, `the cause is ${String(cause)}`);
+      assert.equal(cause.message, 'late boom');
+      assert.ok(reports[0]!.thread === t, 'report.thread === t');
+    });
+  });
+
+  it('a target that returns before its timer throws: the thread ends normally (its result, no report), also once the timer has thrown', async () => {
+    await withHookAsync(async (reports) => {
+      const arm = new Event();
+      const fired = new Event();
+      const t = new Thread<string>({
+        name: 'returns-first',
+        args: [arm, fired],
+        // The timer throws only once armed, so that it cannot hit a later test's thread.
+        target: (a: Event, f: Event) => {
+          const timer = setInterval(() => {
+            if (!a.isSet()) return;
+            clearInterval(timer);
+            f.set();
+            throw new Error('late boom');
+          }, 1);
+          return 'returned';
+        },
+      });
+      t.start();
+      t.join();
+      assert.equal(t.result, 'returned');
+      assert.deepEqual(reports.map(summary), [], 'reports after join()');
+      // Now the timer throws in the isolate the thread ran on: wait until that isolate is gone.
+      arm.set();
+      assert.equal(fired.wait(LONG), true, 'the timer ran');
+      const deadline = performance.now() + LONG;
+      while (existsSync(`/proc/self/task/${t.nativeId}`) && performance.now() < deadline) sleepSync(1);
+      assert.equal(existsSync(`/proc/self/task/${t.nativeId}`), false, 'the isolate survived an uncaught error');
+      // Let this thread's event loop see the isolate exit (so that no later thread is handed to it).
+      const after = startThread<string>(() => 'after');
+      await after.joinAsync({ timeout: LONG });
+      assert.equal(t.result, 'returned');
+      assert.equal(t.isAlive(), false);
+      assert.deepEqual(
+        reports.filter((r) => r.thread === t).map(summary),
+        [],
+        'the timer error of a thread that had ended was reported for it',
+      );
+    });
+  });
+
+  it(
+    "an error thrown by a finished thread's timer does not end the next thread run on its warm isolate",
+    { todo: "bug: the isolate of a finished thread is reused while that thread's timers are still pending; a timer that throws kills the isolate and the excepthook blames the next thread: \"an uncaught error ended thread innocent's isolate: Error: late boom\"" },
+    async () => {
+      await withHookAsync(async (reports) => {
+        const arm = new Event();
+        const fired = new Event();
+        const bomber = startThread<string>(
+          (a: Event, f: Event) => {
+            const timer = setInterval(() => {
+              if (!a.isSet()) return;
+              clearInterval(timer);
+              f.set();
+              throw new Error('late boom');
+            }, 1);
+            return 'returned';
+          },
+          [arm, fired],
+        );
+        bomber.join();
+        assert.equal(bomber.result, 'returned');
+        // The next thread arms the finished thread's timer, then waits (on its event loop) until it has thrown.
+        const innocent = new Thread<string>({
+          name: 'innocent',
+          args: [arm, fired, LONG],
+          target: async (a: Event, f: Event, long: number) => {
+            a.set();
+            await f.waitAsync({ timeout: long });
+            await new Promise((resolve) => setTimeout(resolve, 1));
+            return 'innocent done';
+          },
+        });
+        innocent.start();
+        await innocent.joinAsync({ timeout: LONG });
+        assert.deepEqual(reports.map(summary), [], 'reports');
+        assert.equal(innocent.result, 'innocent done');
+      });
+    },
+  );
+
+  it(
+    'a thread started after a warm isolate died idle (its previous thread\'s timer threw) runs: join() returns with its result',
+    { todo: "bug: the dead isolate is still in the idle list until this thread's event loop sees its exit; start() hands the thread to it (its mailbox still says IDLE), a blocking join() never returns (the thread never got a native id to check), and later the event loop marks the thread dead with the other thread's error (\"Error: late boom\")" },
+    async () => {
+      await withHookAsync(async (reports) => {
+        const arm = new Event();
+        const fired = new Event();
+        const bomber = startThread<string>(
+          (a: Event, f: Event) => {
+            const timer = setInterval(() => {
+              if (!a.isSet()) return;
+              clearInterval(timer);
+              f.set();
+              throw new Error('late boom');
+            }, 1);
+            return 'returned';
+          },
+          [arm, fired],
+        );
+        bomber.join();
+        arm.set();
+        assert.equal(fired.wait(LONG), true, 'the timer ran');
+        const deadline = performance.now() + LONG;
+        while (existsSync(`/proc/self/task/${bomber.nativeId}`) && performance.now() < deadline) sleepSync(1);
+        assert.equal(existsSync(`/proc/self/task/${bomber.nativeId}`), false, 'the isolate survived an uncaught error');
+        // No event loop turn since the isolate died: this thread has not seen its exit yet.
+        const next = new Thread<string>({ name: 'after-the-death', target: () => 'ran' });
+        next.start();
+        try {
+          next.join(3_000); // bounded only so that the suite cannot hang: a thread starts in milliseconds
+          assert.equal(next.isAlive(), false, 'join() returned with the thread still alive');
+          assert.equal(next.result, 'ran');
+          assert.deepEqual(reports.map(summary), [], 'reports');
+        } finally {
+          await next.joinAsync({ timeout: LONG });
+        }
+      });
+    },
+  );
+
   it(
     'the excepthook always reports a thread whose isolate ended with process.exit(), before join() returns',
 

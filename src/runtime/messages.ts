@@ -35,6 +35,9 @@ export interface WorkerData {
 /** Mailbox slots and states (pool.ts owns the protocol). */
 export const MAILBOX_STATE = 0;
 export const MAILBOX_INIT = 1;
+/** The isolate's output word and its parent's (output.ts). */
+export const MAILBOX_OUTPUT = 2;
+export const MAILBOX_BYTES = 16;
 export const BUSY = 0;
 export const IDLE = 1;
 export const ASSIGNED = 2;

@@ -3,7 +3,8 @@
  * thread ends, its isolate waits a while (`keepIdleMs`) for another thread to run, so that
  * `start()` + `join()` of a short thread costs microseconds instead.
  *
- * Each isolate has a mailbox block in the heap: [STATE, INIT]. The isolate stores IDLE and
+ * Each isolate has a mailbox block in the heap: [STATE, INIT, OUTPUT, OUTPUT_PARENT] (the
+ * last two: output on its way to stdout, output.ts). The isolate stores IDLE and
  * sleeps on STATE (Atomics.waitAsync, so its event loop stays free for its own children).
  * A parent hands it a thread by writing INIT, then compareExchange IDLE → ASSIGNED, then
  * notify; the isolate wakes, sees ASSIGNED and runs it. An isolate that waited long enough
@@ -20,7 +21,8 @@ import { encodeValue } from '../shm/codec.js';
 import { heap } from '../shm/current.js';
 import { futexWait } from '../shm/futex.js';
 import { Kind, dropReference } from '../shm/handles.js';
-import { ASSIGNED, BUSY, IDLE, MAILBOX_INIT, MAILBOX_STATE, type ThreadInit, type WorkerData } from './messages.js';
+import { ASSIGNED, BUSY, IDLE, MAILBOX_BYTES, MAILBOX_INIT, MAILBOX_OUTPUT, MAILBOX_STATE, type ThreadInit, type WorkerData } from './messages.js';
+import { forwardOutput, hasPendingOutput, ownOutputWord, settleOutput } from './output.js';
 import { workerEntry, workerExecArgv } from './spawn.js';
 
 export interface PooledWorker {
@@ -70,6 +72,9 @@ export function runOnIsolate(init: ThreadInit): PooledWorker {
   for (let i = idle.length - 1; i >= 0; i--) {
     const candidate = idle[i]!;
     if (candidate.stackBytes !== stackBytes) continue;
+    // A daemon thread may block the isolate before it has sent on what its last thread printed
+    // (a daemon's isolate does not hold the process for it, output.ts): leave that one idle.
+    if (init.daemon && hasPendingOutput((candidate.mailbox >> 2) + MAILBOX_OUTPUT)) continue;
     idle.splice(i, 1);
     if (handOver(candidate, init)) return candidate;
   }
@@ -102,7 +107,9 @@ function handOver(pooled: PooledWorker, init: ThreadInit): boolean {
 
 function spawnIsolate(init: ThreadInit): PooledWorker {
   const h = heap();
-  const mailbox = h.alloc(8, Kind.Bytes);
+  const mailbox = h.alloc(MAILBOX_BYTES, Kind.Bytes);
+  const outputWord = (mailbox >> 2) + MAILBOX_OUTPUT;
+  h.i32[outputWord + 1] = ownOutputWord(); // the isolate reads it after it starts (workerData)
   const data: WorkerData = { sab: h.sab, mailbox, keepIdleMs, first: init };
   const options: ConstructorParameters<typeof Worker>[1] = { workerData: data, execArgv: workerExecArgv };
   // A worker isolate needs about 1 MiB of stack to load its modules: smaller sizes get that.
@@ -117,6 +124,7 @@ function spawnIsolate(init: ThreadInit): PooledWorker {
   // Threads never hold the process open by themselves: the main thread's keep-alive counts
   // live non-daemon threads instead (thread.ts), as Python's shutdown does.
   worker.unref();
+  forwardOutput(worker, outputWord);
   const pooled: PooledWorker = { worker, mailbox, stackBytes, onExit: undefined, lastError: undefined };
   worker.on('error', (error) => {
     pooled.lastError = error;
@@ -125,7 +133,7 @@ function spawnIsolate(init: ThreadInit): PooledWorker {
     const at = idle.indexOf(pooled);
     if (at >= 0) idle.splice(at, 1);
     pooled.onExit?.(code, pooled.lastError);
-    dropReference(mailbox);
+    settleOutput(worker, outputWord, () => dropReference(mailbox));
   });
   return pooled;
 }

@@ -9,10 +9,13 @@ import { workerData } from 'node:worker_threads';
 import { attachThread, heap } from '../shm/current.js';
 import { decodeValue } from '../shm/codec.js';
 import { futexWait, futexWaitAsync } from '../shm/futex.js';
-import { ASSIGNED, BUSY, EXITED, IDLE, MAILBOX_INIT, MAILBOX_STATE, type ThreadInit, type WorkerData } from './messages.js';
+import { ASSIGNED, BUSY, EXITED, IDLE, MAILBOX_INIT, MAILBOX_OUTPUT, MAILBOX_STATE, type ThreadInit, type WorkerData } from './messages.js';
+import { detachOutput, initThreadOutput } from './output.js';
 
 const data = workerData as WorkerData;
 attachThread(data.sab, data.first.ident);
+// What this isolate prints reaches stdout through its parent: count it until it is written out.
+initThreadOutput((data.mailbox >> 2) + MAILBOX_OUTPUT);
 
 // The package registers every shared kind (so handles can be revived); the thread body runs targets.
 await import('../index.js');
@@ -33,7 +36,10 @@ const h = heap();
 const state = (data.mailbox >> 2) + MAILBOX_STATE;
 let next: ThreadInit | undefined = data.first;
 while (next !== undefined) {
+  // A daemon thread may block this isolate for good: then what passes through it must not hold the process.
+  if (next.daemon) detachOutput(true);
   await runThreadBody(next);
+  if (next.daemon) detachOutput(false);
   next = await waitForNextThread();
 }
 await new Promise((resolve) => process.stdout.write('', resolve));

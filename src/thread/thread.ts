@@ -20,6 +20,7 @@ import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZ
 import { type FunctionDescriptor, type ThreadFunction, compileSource, describeFunction } from '../shm/functions.js';
 import { Kind, SharedObject, dropReference, isReviving, registerKind, rememberIdentity, reviveAs, wrapperFor } from '../shm/handles.js';
 import type { ThreadInit } from '../runtime/messages.js';
+import { ownOutputWord } from '../runtime/output.js';
 import { type PooledWorker, releaseIsolate, runOnIsolate } from '../runtime/pool.js';
 import { typescriptLoader } from '../runtime/spawn.js';
 import { reportThreadException } from './excepthook.js';
@@ -465,18 +466,27 @@ let keepingAlive = false;
 
 /**
  * In the main thread: hold the event loop open while any non-daemon thread lives (threads'
- * isolates are unref'd), so Node exits when only daemon threads are left, as Python does.
+ * isolates are unref'd), so Node exits when only daemon threads are left, as Python does; then
+ * while what ended threads printed is still on its way to stdout (output.ts).
  */
 function keepProcessAlive(): void {
   if (keepingAlive || !isHeapCreator()) return;
   keepingAlive = true;
+  const output = ownOutputWord();
   void (async () => {
     const h = heap();
     for (;;) {
       const live = Atomics.load(h.i32, NON_DAEMON);
-      if (live === 0) break;
-      // futexWaitAsync holds the loop open while it waits; changers of the count notify.
-      await futexWaitAsync(h.i32, NON_DAEMON, live, Infinity);
+      if (live !== 0) {
+        // futexWaitAsync holds the loop open while it waits; changers of the count notify.
+        await futexWaitAsync(h.i32, NON_DAEMON, live, Infinity);
+        continue;
+      }
+      // Output still on its way counts here (a thread counts it before it ends); whoever takes
+      // the word to 0 stores it, then notifies: we sleep only while it holds `pending`.
+      const pending = Atomics.load(h.i32, output);
+      if (pending === 0) break;
+      await futexWaitAsync(h.i32, output, pending, Infinity);
     }
     keepingAlive = false;
   })();
