@@ -948,7 +948,7 @@ describe('excepthook', () => {
 
   it(
     "an error thrown by a finished thread's timer does not end the next thread run on its warm isolate",
-    { todo: "bug: the isolate of a finished thread is reused while that thread's timers are still pending; a timer that throws kills the isolate and the excepthook blames the next thread: \"an uncaught error ended thread innocent's isolate: Error: late boom\"" },
+    
     async () => {
       await withHookAsync(async (reports) => {
         const arm = new Event();
@@ -988,7 +988,7 @@ describe('excepthook', () => {
 
   it(
     'a thread started after a warm isolate died idle (its previous thread\'s timer threw) runs: join() returns with its result',
-    { todo: "bug: the dead isolate is still in the idle list until this thread's event loop sees its exit; start() hands the thread to it (its mailbox still says IDLE), a blocking join() never returns (the thread never got a native id to check), and later the event loop marks the thread dead with the other thread's error (\"Error: late boom\")" },
+    
     async () => {
       await withHookAsync(async (reports) => {
         const arm = new Event();

@@ -19,10 +19,20 @@ initThreadOutput((data.mailbox >> 2) + MAILBOX_OUTPUT);
 
 // The package registers every shared kind (so handles can be revived); the thread body runs targets.
 await import('../index.js');
-const { runThreadBody, hasLiveChildren, onIsolateExit } = await import('../thread/body.js');
+const { abandonThread, runThreadBody, hasLiveChildren, onIsolateExit } = await import('../thread/body.js');
 const { dropReference, releaseAllHeld } = await import('../shm/handles.js');
+const { ThreadError } = await import('../errors.js');
+
+const h = heap();
+const state = (data.mailbox >> 2) + MAILBOX_STATE;
 
 process.on('exit', (code) => {
+  // From now on no parent can hand us a thread (its compareExchange from IDLE fails). One
+  // handed over and not yet taken (we died idle) ends with an error instead of never starting.
+  if (Atomics.exchange(h.i32, state, EXITED) === ASSIGNED) {
+    abandonThread(readAssigned(), new ThreadError(`the isolate the thread was handed to ended (exit code ${code}) before the thread could start`));
+  }
+  Atomics.notify(h.i32, state); // a parent waiting for our BUSY to end sees EXITED
   onIsolateExit(code);
   releaseAllHeld();
 });
@@ -32,8 +42,6 @@ const SYNC_IDLE_MS = 2;
 /** …of which it spins this long (µs): a next thread usually comes sooner than a futex wake-up would. */
 const SPIN_IDLE_MICROS = 300;
 
-const h = heap();
-const state = (data.mailbox >> 2) + MAILBOX_STATE;
 let next: ThreadInit | undefined = data.first;
 while (next !== undefined) {
   // A daemon thread may block this isolate for good: then what passes through it must not hold the process.
@@ -61,8 +69,30 @@ function collectGarbage(): void {
 
 let gc: (() => void) | undefined;
 
+/**
+ * Work a thread left running in this isolate (timers, sockets, pending file operations…),
+ * beyond the isolate's own stdio ports. Unref'd timers and handles are not listed.
+ */
+function leftovers(): number {
+  return process.getActiveResourcesInfo().filter((type) => type !== 'MessagePort' && type !== 'CloseReq').length;
+}
+
+/**
+ * The thread that just ended left work running here: no other thread may run in this isolate
+ * (a leftover timer that throws would end that thread). Marked EXITED at once, so no parent
+ * hands us a thread; the leftovers run to completion, as in a Node worker, then we end.
+ */
+async function retire(): Promise<undefined> {
+  Atomics.store(h.i32, state, EXITED);
+  Atomics.notify(h.i32, state); // a parent waiting for our BUSY to end sees EXITED
+  // Checked before each poll timer is made (the previous one has fired): it is not counted.
+  while (leftovers() > 0 || hasLiveChildren()) await new Promise((resolve) => setTimeout(resolve, 20));
+  return undefined;
+}
+
 /** Parks the isolate until a parent hands it a thread, or it has idled long enough (then undefined). */
 async function waitForNextThread(): Promise<ThreadInit | undefined> {
+  if (leftovers() > 0) return retire();
   if (data.keepIdleMs <= 0 && !hasLiveChildren()) return undefined;
   // Publish IDLE, then wake a parent that waits for us to finish the epilogue.
   Atomics.store(h.i32, state, IDLE);
@@ -87,8 +117,13 @@ async function waitForNextThread(): Promise<ThreadInit | undefined> {
 }
 
 function takeAssigned(): ThreadInit {
-  const block = h.i32[(data.mailbox >> 2) + MAILBOX_INIT]!;
   Atomics.store(h.i32, state, BUSY);
+  return readAssigned();
+}
+
+/** The thread a parent handed over (the mailbox's INIT block, freed here). */
+function readAssigned(): ThreadInit {
+  const block = h.i32[(data.mailbox >> 2) + MAILBOX_INIT]!;
   h.ensureMapped(h.topBytes());
   try {
     return decodeValue(h.buf, block) as ThreadInit;

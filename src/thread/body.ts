@@ -7,7 +7,7 @@
 
 import { ThreadError } from '../errors.js';
 import { setCurrentIdent, heap } from '../shm/current.js';
-import { decodeValue } from '../shm/codec.js';
+import { decodeValue, dropEncoded } from '../shm/codec.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
 import { dropReference, rememberIdentity, reviveAs } from '../shm/handles.js';
 import type { ThreadInit } from '../runtime/messages.js';
@@ -135,6 +135,21 @@ export async function runThreadBody(init: ThreadInit): Promise<void> {
     error = caught;
   }
   finish(init, thread, failed, error);
+}
+
+/**
+ * A thread handed to this isolate that will never run here (the isolate is ending): it ends
+ * with `error` (reported by its parent), and what was handed over with it is released.
+ */
+export function abandonThread(init: ThreadInit, error: Error): void {
+  const h = heap();
+  dropEncoded(init.args);
+  if (init.subclass !== undefined) dropEncoded(init.subclass.fields);
+  if (claimEnding(h, init.threadBlock)) {
+    storeEncoded(h, init.threadBlock, B.EXCEPTION, error, 'exception');
+    publishStopped(h, init.threadBlock);
+  }
+  dropReference(init.threadBlock); // the reference handed over with the block
 }
 
 function finish(init: ThreadInit, thread: Thread | undefined, failed: boolean, error: unknown): void {
