@@ -22,7 +22,7 @@
 import { existsSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError, ThreadError, TimeoutError } from '../errors.js';
-import { decodeValue, dropEncoded, encodeValue, forEachHandle } from '../shm/codec.js';
+import { decodeValue, dropEncoded, encodeToBlock, forEachHandle } from '../shm/codec.js';
 import { heap } from '../shm/current.js';
 import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
 import { Kind, SharedObject, dropReference, registerKind, reviveAs } from '../shm/handles.js';
@@ -157,16 +157,34 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
   }
 
   /** The Promise twin of `result`. */
-  async resultAsync(options: FutureWaitOptions = {}): Promise<R> {
+  resultAsync(options: FutureWaitOptions = {}): Promise<R> {
+    // (Not an async function: awaiting many futures, each costs one Promise and no extra hop.)
+    if (typeof options !== 'object' || options === null) return Promise.reject(new TypeError(`Future.resultAsync: expected an options object, got ${describe(options)}`));
     // Awaiting one future (a round trip): a short task finishes sooner than an async wake-up
     // arrives (~100 µs through the event loop), so look for a while first.
     if (!this.done() && inboxWaiters.size === 0) spinWhile(() => !this.done(), ASYNC_SPIN_MICROS);
-    if (!this.done() && options.timeout === undefined && options.signal === undefined && listenThroughInbox(this as Future<unknown>)) {
-      await new Promise<void>((resolve) => addInboxWaiter(this._offset, resolve));
-    } else {
-      await this.waitDoneAsync(options, 'Future.resultAsync');
+    if (this.done()) return this.settledOutcome(options.timeout);
+    if (options.timeout === undefined && options.signal === undefined && listenThroughInbox(this as Future<unknown>)) {
+      return new Promise<R>((resolve, reject) => {
+        addInboxWaiter(this._offset, () => {
+          try {
+            resolve(this.outcome(undefined) as R);
+          } catch (error) {
+            reject(error);
+          }
+        });
+      });
     }
-    return this.outcome(options.timeout) as R;
+    return this.waitDoneAsync(options, 'Future.resultAsync').then(() => this.outcome(options.timeout) as R);
+  }
+
+  /** The outcome of a done future as a settled Promise. */
+  private settledOutcome(timeout: number | undefined): Promise<R> {
+    try {
+      return Promise.resolve(this.outcome(timeout) as R);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** The Promise twin of `exception`. */
@@ -290,10 +308,8 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
 
   private complete(value: unknown, failed: boolean): void {
     // Encode outside the lock; a value that cannot cross fails the call, the future unchanged.
-    const bytes = encodeValue(value, failed ? 'exception' : 'result');
     const h = this._heap;
-    const block = h.alloc(bytes.length, Kind.Bytes);
-    h.u8.set(bytes, block);
+    const block = encodeToBlock(h, value, failed ? 'exception' : 'result');
     let refused = -1;
     this.transition((state) => {
       if (state >= CANCELLED) {
@@ -448,7 +464,8 @@ const I_CAP = 3;
 const I_RING = 4;
 
 let myInbox = 0;
-const inboxWaiters = new Map<number, (() => void)[]>();
+/** Who awaits each future through the inbox: one resolver, or several. */
+const inboxWaiters = new Map<number, (() => void) | (() => void)[]>();
 let draining = false;
 
 function ensureInbox(): number {
@@ -473,9 +490,10 @@ function listenThroughInbox(future: Future<unknown>): boolean {
 }
 
 function addInboxWaiter(offset: number, resolve: () => void): void {
-  const list = inboxWaiters.get(offset);
-  if (list === undefined) inboxWaiters.set(offset, [resolve]);
-  else list.push(resolve);
+  const waiting = inboxWaiters.get(offset);
+  if (waiting === undefined) inboxWaiters.set(offset, resolve);
+  else if (Array.isArray(waiting)) waiting.push(resolve);
+  else inboxWaiters.set(offset, [waiting, resolve]);
   // It may have completed before the listener was set, with nobody to tell us: check now.
   const h = heap();
   if (Atomics.load(h.i32, offset >> 2) >= CANCELLED) resolveInboxWaiters(offset);
@@ -483,10 +501,11 @@ function addInboxWaiter(offset: number, resolve: () => void): void {
 }
 
 function resolveInboxWaiters(offset: number): void {
-  const list = inboxWaiters.get(offset);
-  if (list === undefined) return;
+  const waiting = inboxWaiters.get(offset);
+  if (waiting === undefined) return;
   inboxWaiters.delete(offset);
-  for (const resolve of list) resolve();
+  if (Array.isArray(waiting)) for (const resolve of waiting) resolve();
+  else waiting();
 }
 
 /** The owner's loop: wait for pushes, resolve the futures they name, until nobody waits. */

@@ -13,7 +13,7 @@ import { ThreadError } from '../errors.js';
 import { heap } from '../shm/current.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
 import { dropReference, reviveUntracked } from '../shm/handles.js';
-import { currentThread, getNativeId } from '../thread/thread.js';
+import { getNativeId } from '../thread/thread.js';
 import { addIsolateExitHook, importModule } from '../thread/body.js';
 import { Future } from './future.js';
 import type { ThreadPoolExecutor } from './thread-pool.js';
@@ -25,12 +25,12 @@ type Task = (...args: unknown[]) => unknown;
 const IDLE_BEFORE_YIELD_MS = 1;
 
 /** This isolate's pool thread, so that an isolate exit (process.exit(), an uncaught error) still settles its task and leaves the pool. */
-let current: { executor: ThreadPoolExecutor; threadBlock: number; running: Future | undefined; finishing: boolean } | undefined;
+let current: { executor: ThreadPoolExecutor; running: Future | undefined; finishing: boolean } | undefined;
 
 // Runs from the worker's exit handler before it releases what the isolate holds.
 addIsolateExitHook((code, uncaught) => {
   if (current === undefined) return;
-  const { executor, threadBlock, running, finishing } = current;
+  const { executor, running, finishing } = current;
   current = undefined;
   if (running !== undefined) {
     const error =
@@ -41,7 +41,7 @@ addIsolateExitHook((code, uncaught) => {
     dropReference(running._offset);
   }
   if (finishing) executor._queue.notFinishing();
-  executor._threadLeaving(threadBlock, true);
+  executor._threadDied();
 });
 
 function describeError(error: unknown): string {
@@ -85,7 +85,7 @@ function settle(future: Future, outcome: unknown, failed: boolean): void {
 
 /** The pool thread's body. */
 export async function runPoolThread(executor: ThreadPoolExecutor): Promise<void> {
-  const state = (current = { executor, threadBlock: currentThread()._offset, running: undefined as Future | undefined, finishing: false });
+  const state = (current = { executor, running: undefined as Future | undefined, finishing: false });
   try {
     const initializer = executor._initializer();
     if (initializer !== undefined) {
@@ -100,10 +100,8 @@ export async function runPoolThread(executor: ThreadPoolExecutor): Promise<void>
     }
     await runTasks(executor, state);
   } finally {
-    if (current === state) {
-      current = undefined;
-      executor._threadLeaving(state.threadBlock, false);
-    }
+    // (The pool's list drops this thread once it is STOPPED: see ThreadPoolExecutor._maintain.)
+    if (current === state) current = undefined;
   }
 }
 

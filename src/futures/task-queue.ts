@@ -28,7 +28,7 @@
  * notifies when SLEEPERS > 0, so either the sleeper sees the bump or the putter sees the sleeper.
  */
 
-import { decodeValue, dropEncoded, encodeValue } from '../shm/codec.js';
+import { decodeValue, dropEncoded, encodeToBlock, encodeValue } from '../shm/codec.js';
 import type { Heap } from '../shm/heap.js';
 import { futexWait } from '../shm/futex.js';
 import { Kind, type SharedObject, dropReference, reviveHandle } from '../shm/handles.js';
@@ -271,15 +271,7 @@ export class TaskQueue {
  * @throws TypeError naming the path of an argument that cannot be sent (nothing is queued).
  */
 export function encodeRecord(h: Heap, future: SharedObject, functionId: number, args: unknown, chunked: boolean, root: string): number {
-  const bytes = encodeValue(args, root);
-  let block: number;
-  try {
-    block = h.alloc(REC_ARGS + bytes.length, Kind.Bytes);
-  } catch (error) {
-    dropEncoded(bytes);
-    throw error;
-  }
-  h.u8.set(bytes, block + REC_ARGS);
+  const block = encodeToBlock(h, args, root, REC_ARGS);
   h.retain(future._offset);
   const at = block >> 2;
   h.i32[at + REC_FUTURE] = future._offset;

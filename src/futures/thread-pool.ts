@@ -8,16 +8,17 @@
  * |-------|--------------|-----------------------------------------------------------------|
  * | 0-12  | task queue   | task-queue.ts                                                   |
  * | 13    | MAX_WORKERS  | most threads the pool starts                                    |
- * | 14    | THREADS      | entries in the thread list (threads started and not ended)      |
+ * | 14    | THREADS      | entries in the thread list (threads started, not yet seen ended)|
  * | 15    | SETTINGS     | encoded { prefix, initializer, initargs } (one reference)       |
  * | 16    | STARTED      | threads ever started (numbers the names: `<prefix>_<i>`)        |
  * | 17    | THREAD_LIST  | block of THREADS Thread offsets (one reference each)            |
  * | 18    | THREAD_CAP   | its capacity                                                    |
  * | 19    | REPLACE      | 1 when a thread ended abnormally (its replacement is due)       |
  *
- * The thread list and THREADS change only under the task queue's LOCK. A pool thread removes
- * itself when it leaves (shutdown, a broken pool, or its isolate exiting); a thread that ended
- * without that (its isolate killed) is removed by the next maintenance (see maintain()).
+ * The thread list and THREADS change only under the task queue's LOCK. A thread leaves the
+ * list once it is STOPPED, at the next maintenance (_maintain: after shutdown's joins, when the
+ * starting thread sees it end, or from a stalled wait), never before: so shutdown({ wait })
+ * finds every thread that may still run a task.
  *
  * Threads are started lazily, as CPython does: a submit starts one when more tasks wait than
  * threads are idle, up to maxWorkers. Pool threads are daemon threads.
@@ -187,6 +188,7 @@ export class ThreadPoolExecutor extends SharedObject {
         joined.add(thread);
       }
     }
+    this._maintain(); // the ended threads leave the list
   }
 
   [Symbol.dispose](): void {
@@ -202,6 +204,7 @@ export class ThreadPoolExecutor extends SharedObject {
         joined.add(thread);
       }
     }
+    this._maintain();
   }
 
   override toString(): string {
@@ -235,20 +238,21 @@ export class ThreadPoolExecutor extends SharedObject {
     }
   }
 
-  /**
-   * @internal a pool thread leaves the pool: its loop ended, or (`abnormal`) its isolate is
-   * exiting under a task, and the next maintenance starts a replacement for the queued tasks
-   */
-  _threadLeaving(threadBlock: number, abnormal: boolean): void {
+  /** @internal a pool thread's isolate is exiting under a task: the next maintenance starts a replacement */
+  _threadDied(): void {
+    Atomics.store(this._heap.i32, this.base + REPLACE, 1);
+  }
+
+  /** Takes a thread off the list (it never started). */
+  private forgetThread(threadBlock: number): void {
     const removed = this._queue.locked((i32) => this.removeThreadsLocked(i32, (offset) => offset === threadBlock));
     for (const offset of removed) dropReference(offset);
-    if (abnormal) Atomics.store(this._heap.i32, this.base + REPLACE, 1);
   }
 
   /**
-   * @internal Keeps the pool going when a thread ended without leaving (its isolate was
-   * killed): drops such threads from the list, then starts threads for queued tasks. Runs when
-   * this thread sees a pool thread end, and from waits that stall (a thread blocked in
+   * @internal Drops the STOPPED threads from the list and, when one of them died under a task
+   * (or `startThread`), starts threads for queued tasks. Runs when this thread sees a pool
+   * thread end, after shutdown's joins, and from waits that stall (a thread blocked in
    * `result()` is the only one left to start a replacement when its event loop cannot run).
    */
   _maintain(startThread = false): void {
@@ -373,7 +377,7 @@ export class ThreadPoolExecutor extends SharedObject {
     try {
       thread.start();
     } catch (error) {
-      this._threadLeaving(thread._offset, false);
+      this.forgetThread(thread._offset);
       throw error;
     }
     // A thread whose isolate is killed cannot leave the list itself: its end, seen here, does.

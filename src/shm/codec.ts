@@ -14,7 +14,8 @@
 import { errorClasses } from '../errors.js';
 import { describe } from './futex.js';
 import { heap } from './current.js';
-import { SharedObject, dropReference, receiveSharedView, retainForTransfer, reviveHandle, sharedViewBlock } from './handles.js';
+import type { Heap } from './heap.js';
+import { Kind, SharedObject, dropReference, receiveSharedView, retainForTransfer, reviveHandle, sharedViewBlock } from './handles.js';
 
 const enum Tag {
   Undefined = 0,
@@ -84,6 +85,12 @@ class Encoder {
   busy = false;
 
   encode(value: unknown, root: string): Uint8Array {
+    const length = this.encodeRaw(value, root); // (first: it may replace `buf` with a bigger one)
+    return this.buf.subarray(0, length);
+  }
+
+  /** Encodes into `buf` (from byte 0); returns the length. */
+  encodeRaw(value: unknown, root: string): number {
     this.pos = 0;
     this.nextIndex = 0;
     this.handles.length = 0;
@@ -100,7 +107,7 @@ class Encoder {
       this.busy = false;
       if (this.nextIndex > 0) this.seen.clear();
     }
-    return this.buf.subarray(0, this.pos);
+    return this.pos;
   }
 
   private ensure(extra: number): void {
@@ -670,6 +677,25 @@ export function encodeValue(value: unknown, root = 'value'): Uint8Array {
   // A getter or a thrown error's cause may itself send something while we encode (a getter
   // that submits a task): that nested encode gets an encoder of its own.
   return encoder.busy ? new Encoder().encode(value, root) : encoder.encode(value, root);
+}
+
+/**
+ * Encodes `value` straight into a new heap block of kind Bytes, after `headerBytes` bytes the
+ * caller fills in; returns the block (the hot paths: task records, future outcomes).
+ * @throws TypeError naming the path of a value that cannot cross threads (nothing allocated).
+ */
+export function encodeToBlock(h: Heap, value: unknown, root: string, headerBytes = 0): number {
+  const enc = encoder.busy ? new Encoder() : encoder;
+  const length = enc.encodeRaw(value, root);
+  let block: number;
+  try {
+    block = h.alloc(headerBytes + length, Kind.Bytes);
+  } catch (error) {
+    dropEncoded(enc.buf, 0);
+    throw error;
+  }
+  enc.buf.copy(h.buf, block + headerBytes, 0, length);
+  return block;
 }
 
 /** Encodes `value` into a fresh, independent Uint8Array. */
