@@ -29,10 +29,6 @@ function uniqueFutures<R>(fs: Iterable<Future<R>>, what: string): Future<R>[] {
   return list;
 }
 
-function failed(f: Future<unknown>): boolean {
-  return f._state() === FINISHED && f._failed();
-}
-
 /** Done futures in the order they completed (as CPython's waiters collect them). */
 function byCompletion<R>(futures: Future<R>[]): Future<R>[] {
   return futures.sort((a, b) => a._completionOrder() - b._completionOrder());
@@ -57,11 +53,55 @@ function split<R>(futures: Future<R>[]): WaitResult<R> {
   return { done, notDone };
 }
 
-function satisfied<R>(result: WaitResult<R>, returnWhen: ReturnWhen): boolean {
-  if (result.notDone.size === 0) return true;
-  if (returnWhen === FIRST_COMPLETED) return result.done.size > 0;
-  if (returnWhen === FIRST_EXCEPTION) return [...result.done].some((f) => failed(f as Future<unknown>));
-  return false;
+/**
+ * What a wait still watches. Futures found done leave `pending` for good; for ALL_COMPLETED the
+ * scan stops at the first unfinished future (the wait cannot end before it is done), so a wait
+ * for N futures costs O(N) checks however often it wakes.
+ */
+class WaitProgress<R> {
+  private readonly pending: Future<R>[];
+  private doneCount = 0;
+  private anyFailed = false;
+
+  constructor(
+    private readonly futures: Future<R>[],
+    private readonly returnWhen: ReturnWhen,
+  ) {
+    this.pending = futures.slice();
+  }
+
+  /** Checks the pending futures; true when the wait is over. */
+  over(): boolean {
+    const pending = this.pending;
+    let kept = 0;
+    let i = 0;
+    for (; i < pending.length; i++) {
+      const f = pending[i]!;
+      if (f.done()) {
+        this.doneCount++;
+        if (f._state() === FINISHED && f._failed()) this.anyFailed = true;
+        continue;
+      }
+      pending[kept++] = f;
+      if (this.returnWhen === ALL_COMPLETED) break;
+    }
+    // (After a break, the rest is kept unchecked.)
+    for (i++; i < pending.length; i++) pending[kept++] = pending[i]!;
+    pending.length = kept;
+    if (kept === 0) return true;
+    if (this.returnWhen === FIRST_COMPLETED) return this.doneCount > 0;
+    if (this.returnWhen === FIRST_EXCEPTION) return this.anyFailed;
+    return false;
+  }
+
+  /** The futures not found done yet (for the stall checks). */
+  unfinished(): Future<unknown>[] {
+    return this.pending as Future<unknown>[];
+  }
+
+  result(): WaitResult<R> {
+    return split(this.futures);
+  }
 }
 
 /**
@@ -69,17 +109,15 @@ function satisfied<R>(result: WaitResult<R>, returnWhen: ReturnWhen): boolean {
  * `timeout` ms; returns the done and not-done sets.
  */
 export function wait<R>(fs: Iterable<Future<R>>, options: { timeout?: number; returnWhen?: ReturnWhen } = {}): WaitResult<R> {
-  const futures = uniqueFutures(fs, 'wait');
-  const returnWhen = checkReturnWhen(options.returnWhen);
+  const progress = new WaitProgress(uniqueFutures(fs, 'wait'), checkReturnWhen(options.returnWhen));
   const deadline = deadlineAfter(timeoutOrZero(options.timeout, 'wait'));
   const i32 = heap().i32;
   Atomics.add(i32, COMPLETION_WAITERS, 1);
   try {
     for (;;) {
       const sequence = Atomics.load(i32, COMPLETIONS);
-      const result = split(futures);
-      if (satisfied(result, returnWhen) || msUntil(deadline) === 0) return result;
-      sleepOnCompletions(i32, sequence, deadline, result.notDone as Set<Future<unknown>>);
+      if (progress.over() || msUntil(deadline) === 0) return progress.result();
+      sleepOnCompletions(i32, sequence, deadline, progress.unfinished());
     }
   } finally {
     Atomics.sub(i32, COMPLETION_WAITERS, 1);
@@ -88,16 +126,15 @@ export function wait<R>(fs: Iterable<Future<R>>, options: { timeout?: number; re
 
 /** The Promise twin of `wait`. */
 export async function waitAsync<R>(fs: Iterable<Future<R>>, options: { timeout?: number; returnWhen?: ReturnWhen; signal?: AbortSignal } = {}): Promise<WaitResult<R>> {
-  const futures = uniqueFutures(fs, 'waitAsync');
-  const returnWhen = checkReturnWhen(options.returnWhen);
+  const progress = new WaitProgress(uniqueFutures(fs, 'waitAsync'), checkReturnWhen(options.returnWhen));
   const deadline = deadlineAfter(timeoutOrZero(options.timeout, 'waitAsync'));
   const i32 = heap().i32;
   Atomics.add(i32, COMPLETION_WAITERS, 1);
   try {
     for (;;) {
+      // Counted in COMPLETION_WAITERS before the read: a completion after it bumps and notifies.
       const sequence = Atomics.load(i32, COMPLETIONS);
-      const result = split(futures);
-      if (satisfied(result, returnWhen) || msUntil(deadline) === 0) return result;
+      if (progress.over() || msUntil(deadline) === 0) return progress.result();
       await futexWaitAsync(i32, COMPLETIONS, sequence, deadline, options.signal);
     }
   } finally {
