@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BrokenBarrierError, Event, type Future, Lock, Queue, Semaphore, SharedValue, Thread, ThreadError, ThreadPoolExecutor, sharedArray } from 'threadkit';
+import { BrokenBarrierError, Event, Future, Lock, Queue, Semaphore, SharedValue, Thread, ThreadError, ThreadPoolExecutor, sharedArray } from 'threadkit';
 import { runThreads } from './helpers.js';
 
 const echo = (value: unknown): unknown => value;
@@ -29,6 +29,45 @@ describe('values crossing threads', () => {
     assert.deepEqual(back, values);
     const [loop] = runThreads<Record<string, unknown>>(echo, [[cyclic]]);
     assert.equal(loop!.self, loop);
+  });
+
+  it('values larger than the encoder\'s scratch buffer (4 KiB) cross intact: as thread args, task args and results, queue items', async () => {
+    const big = { text: 'ü'.repeat(50_000), numbers: Array.from({ length: 20_000 }, (_, i) => i * 1.5), nested: Array.from({ length: 2_000 }, (_, i) => ({ i, s: `item-${i}` })) };
+    const [fromThread] = runThreads<typeof big>(echo, [[big]]);
+    assert.deepEqual(fromThread, big, 'thread args and result');
+    const pool = new ThreadPoolExecutor({ maxWorkers: 1 });
+    try {
+      assert.deepEqual(await pool.submit((v: typeof big) => v, big), big, 'task args and result');
+    } finally {
+      pool.shutdown();
+    }
+    const queue = new Queue<typeof big>();
+    queue.put(big);
+    queue.put({ ...big, text: 'second' });
+    assert.deepEqual(queue.get(), big, 'queue item');
+    assert.equal(queue.get().text, 'second');
+  });
+
+  it('a shared object stored after strings, bigints, typed arrays, buffers and errors keeps one reference per decode (a future result read many times)', () => {
+    const lock = new Lock();
+    const future = new Future<unknown[]>();
+    const before = [
+      'ü', 'x'.repeat(300), 'ünïcödé '.repeat(40), 12n, new Uint8Array([1, 2, 3]), new ArrayBuffer(2),
+      new DataView(new ArrayBuffer(1)), new Error('e', { cause: 'why' }), /re/g, new Map([['k', 'ü']]),
+    ];
+    future.setResult([...before, lock]);
+    // Each read decodes the stored result again: it must retain the lock for its copy first
+    // (else the reads drop references they never took, and the lock is freed under us).
+    for (let i = 0; i < 5; i++) {
+      const back = future.result();
+      assert.deepEqual([...back.slice(0, 7), ...back.slice(8, -1)], [...before.slice(0, 7), ...before.slice(8)], `read ${i}`);
+      assert.equal((back[7] as Error).message, 'e', `read ${i}: the error`);
+      assert.ok(back.at(-1) === lock, `read ${i}: the same lock`);
+    }
+    assert.equal(lock.acquire({ blocking: false }), true, 'the lock is still a live lock');
+    assert.equal(lock.locked(), true);
+    lock.release();
+    assert.ok(future.result().at(-1) === lock, 'and still in the result');
   });
 
   it('errors keep name, message, stack and cause; threadkit errors come back as their class', () => {

@@ -597,7 +597,12 @@ class Scanner {
 
   private skipString(): void {
     const tag = this.buf[this.pos++];
-    this.pos += tag === Tag.AsciiShort ? this.buf[this.pos]! + 1 : this.u32();
+    this.skip(tag === Tag.AsciiShort ? this.buf[this.pos]! + 1 : this.u32());
+  }
+
+  /** (Not `this.pos += this.u32()`: that reads `pos` before u32() moves it past the length.) */
+  private skip(n: number): void {
+    this.pos += n;
   }
 
   value(): void {
@@ -636,12 +641,10 @@ class Scanner {
         return this.skipString();
       case Tag.ArrayBuffer:
       case Tag.DataView:
-        this.pos += this.u32();
-        return;
+        return this.skip(this.u32());
       case Tag.TypedArray:
         this.pos++;
-        this.pos += this.u32();
-        return;
+        return this.skip(this.u32());
       case Tag.Error:
         this.skipString();
         this.skipString();
