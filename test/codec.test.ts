@@ -70,6 +70,13 @@ describe('values crossing threads', () => {
     assert.ok(future.result().at(-1) === lock, 'and still in the result');
   });
 
+  it('an error with extra fields after a long cause crosses (the encoder makes room for them)', () => {
+    const error = Object.assign(new Error('x', { cause: '€'.repeat(5000) }), { code: 'E_LONG' });
+    const [back] = runThreads<Error & { code?: string }>((e: Error) => e, [[error]]);
+    assert.equal(back!.cause, '€'.repeat(5000));
+    assert.equal(back!.code, 'E_LONG');
+  });
+
   it('errors keep name, message, stack and cause; threadkit errors come back as their class', () => {
     const [errors] = runThreads<Error[]>(() => {
       const plain = new TypeError('bad', { cause: new Error('root') });

@@ -736,6 +736,22 @@ describe('ThreadPoolExecutor.shutdown', () => {
 });
 
 describe('broken pools', () => {
+  it('an initializer whose error cannot be sent (it holds a function): queued futures still fail with BrokenThreadPool, saying so', () => {
+    const pool = new ThreadPoolExecutor({
+      maxWorkers: 1,
+      initializer: () => {
+        throw Object.assign(new Error('init failed'), { close: () => 1 });
+      },
+    });
+    const futures = [pool.submit(() => 1), pool.submit(() => 2)];
+    for (const f of futures) {
+      const error = f.exception(LONG);
+      assert.ok(error instanceof BrokenThreadPool, String(error));
+      assert.match((error as Error).message, /initializer failed.*could not be sent/);
+    }
+    pool.shutdown();
+  });
+
   it('a failing initializer: the future fails with BrokenThreadPool (its cause the error), later submits throw it', () => {
     const pool = new ThreadPoolExecutor({
       maxWorkers: 2,

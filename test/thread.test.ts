@@ -883,6 +883,34 @@ describe('excepthook', () => {
     });
   });
 
+  it('a thread whose error cannot be sent (a field holding a function) still ends: join() returns, the report describes the error', () => {
+    withHook((reports) => {
+      const sync = new Thread({
+        name: 'uncloneable-throw',
+        target: () => {
+          throw Object.assign(new Error('with a method'), { retry: () => 1 });
+        },
+      });
+      const late = new Thread({
+        name: 'uncloneable-late',
+        target: () => {
+          setTimeout(() => {
+            throw Object.assign(new Error('late, with a method'), { retry: () => 1 });
+          });
+          return new Promise(() => {});
+        },
+      });
+      for (const t of [sync, late]) t.start();
+      for (const t of [sync, late]) {
+        t.join(LONG);
+        assert.equal(t.isAlive(), false, `${t.name} still runs`);
+      }
+      const byName = new Map(reports.map((r) => [r.thread?.name, summary(r)]));
+      assert.match(byName.get('uncloneable-throw') ?? 'no report', /ThreadError: Error: with a method \(the error itself could not be sent to another thread: .*retry/);
+      assert.match(byName.get('uncloneable-late') ?? 'no report', /ThreadError: .*late, with a method.*could not be sent/);
+    });
+  });
+
   it('an error thrown by a timer while the target still runs (its promise pending) ends the thread: the excepthook reports "an uncaught error ended thread NAME\'s isolate: Error: late boom"', () => {
     withHook((reports) => {
       const t = new Thread({

@@ -64,7 +64,13 @@ export function onStalledWait(hook: () => void): void {
 /** @internal a blocking wait slept a full liveness slice: check the futures' runners, let pools catch up */
 export function stalledWait(futures: Iterable<Future<unknown>>): void {
   for (const future of futures) future._checkRunnerAlive();
-  for (const hook of stallHooks) hook();
+  for (const hook of stallHooks) {
+    try {
+      hook();
+    } catch {
+      // (a replacement thread that cannot start now: the next slice tries again)
+    }
+  }
 }
 
 /** How often a waiter checks that the thread running its future still exists (ms). */
@@ -346,7 +352,8 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     const entry = localCallbacks.get(this._offset);
     if (entry !== undefined) {
       localCallbacks.delete(this._offset);
-      for (const fn of entry.callbacks) runCallback(this, fn as DoneCallback<R>);
+      // The wrapper the callbacks were added on: `this` may be another (a pool thread's own).
+      for (const fn of entry.callbacks) runCallback(entry.future, fn);
     }
   }
 
@@ -357,7 +364,7 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     const entry = localCallbacks.get(this._offset);
     if (entry === undefined) return; // ran synchronously already
     localCallbacks.delete(this._offset);
-    for (const fn of entry.callbacks) runCallback(this, fn as DoneCallback<R>);
+    for (const fn of entry.callbacks) runCallback(entry.future, fn);
   }
 
   private waitDone(timeout: number): void {

@@ -36,7 +36,7 @@ import { address } from '../sync/options.js';
 import { Thread, callerModule } from '../thread/thread.js';
 import * as B from '../thread/thread-block.js';
 import { Future, onStalledWait } from './future.js';
-import { BROKEN, NEEDS_THREAD, QUEUE_SLOTS, REFUSED, SHUTDOWN, TaskQueue, encodeRecord, recordFuture } from './task-queue.js';
+import { BROKEN, NEEDS_THREAD, type PutResult, QUEUE_SLOTS, REFUSED, SHUTDOWN, TaskQueue, dropRecord, encodeRecord, recordFuture } from './task-queue.js';
 
 const MAX_WORKERS = QUEUE_SLOTS;
 const THREADS = QUEUE_SLOTS + 1;
@@ -178,8 +178,9 @@ export class ThreadPoolExecutor extends SharedObject {
    */
   shutdown(options: { wait?: boolean; cancelFutures?: boolean } = {}): void {
     if (typeof options !== 'object' || options === null) throw new TypeError(`ThreadPoolExecutor.shutdown(options): expected an options object, got ${describe(options)}`);
-    if (options.cancelFutures) this.cancelPending();
+    // Closed first, as CPython does: a submit racing us is refused, or queued before and cancelled.
     this._queue.close(false);
+    if (options.cancelFutures) this.cancelPending();
     if (!(options.wait ?? true)) return;
     const joined = new Set<Thread>();
     for (let threads = this.threadsToJoin(joined); threads.length > 0; threads = this.threadsToJoin(joined)) {
@@ -227,13 +228,17 @@ export class ThreadPoolExecutor extends SharedObject {
   /** @internal an initializer failed: the pool is broken, queued futures fail with BrokenThreadPool */
   _breakPool(cause: unknown): void {
     this._queue.close(true);
-    const error = new BrokenThreadPool('A thread initializer failed, the thread pool is not usable anymore', { cause });
+    const message = 'A thread initializer failed, the thread pool is not usable anymore';
+    const error = new BrokenThreadPool(message, { cause });
     for (const record of this._queue.drain()) {
       const future = recordFuture(this._heap, record) as Future;
+      if (future.done()) continue; // cancelled meanwhile
       try {
         future.setException(error);
-      } catch {
-        // cancelled meanwhile
+      } catch (encodeError) {
+        // The initializer's error cannot cross threads (a field holding a function): say so.
+        if (!(encodeError instanceof TypeError)) continue;
+        future.setException(new BrokenThreadPool(`${message} (its error could not be sent: ${encodeError.message})`));
       }
     }
   }
@@ -286,18 +291,34 @@ export class ThreadPoolExecutor extends SharedObject {
    */
   private threadsToJoin(joined: Set<Thread>): Thread[] {
     for (;;) {
-      const threads = this.threads().filter((thread) => !joined.has(thread));
-      if (threads.length > 0 || this._queue.size() === 0) return threads;
+      const { started, starting } = this.threads();
+      const threads = started.filter((thread) => !joined.has(thread));
+      if (threads.length > 0) return threads;
+      if (starting > 0) {
+        // A submitter listed a thread and is starting it (microseconds): wait for that.
+        sleepBriefly();
+        continue;
+      }
+      if (this._queue.size() === 0) return threads;
       this._maintain(true);
     }
   }
 
-  /** This thread's wrappers of the pool's live threads. */
-  private threads(): Thread[] {
+  /**
+   * This thread's wrappers of the listed threads that were started, and how many listed
+   * threads are not started yet (a submitter starts them right after listing them).
+   */
+  private threads(): { started: Thread[]; starting: number } {
     // Wrapped under LOCK: outside it a thread could leave and its block be freed.
     return this._queue.locked((i32) => {
       const list = i32[this.base + THREAD_LIST]! >> 2;
-      return Array.from(i32.subarray(list, list + i32[this.base + THREADS]!), (offset) => wrapperFor(offset) as Thread);
+      const started: Thread[] = [];
+      let starting = 0;
+      for (const offset of i32.subarray(list, list + i32[this.base + THREADS]!)) {
+        if (Atomics.load(i32, (offset >> 2) + B.STATE) === B.INITIAL) starting++;
+        else started.push(wrapperFor(offset) as Thread);
+      }
+      return { started, starting };
     });
   }
 
@@ -321,7 +342,13 @@ export class ThreadPoolExecutor extends SharedObject {
   /** Queues one task for `future`; refused (TypeError, or the pool closed meanwhile) it queues nothing. */
   private queueTask(future: Future<unknown>, id: number, args: unknown, chunked: boolean, root: string): void {
     const record = encodeRecord(this._heap, future, id, args, chunked, root);
-    const queued = this._queue.put(record);
+    let queued: PutResult;
+    try {
+      queued = this._queue.put(record);
+    } catch (error) {
+      dropRecord(this._heap, record); // the heap is full: nothing was queued
+      throw error;
+    }
     if (queued === REFUSED) {
       // Shut down or broken while the args were encoded: nothing was queued.
       recordFuture(this._heap, record);
@@ -380,8 +407,11 @@ export class ThreadPoolExecutor extends SharedObject {
       this.forgetThread(thread._offset);
       throw error;
     }
-    // A thread whose isolate is killed cannot leave the list itself: its end, seen here, does.
-    void thread.joinAsync().then(() => this._maintain());
+    // Its end, seen here, takes it off the list (and replaces it if it died under a task).
+    void thread
+      .joinAsync()
+      .then(() => this._maintain())
+      .catch((error: unknown) => process.stderr.write(`threadkit: ThreadPoolExecutor could not start a replacement thread: ${error instanceof Error ? error.message : String(error)}\n`));
   }
 
   /** Appends a thread (adding the list's reference), growing the list as needed. Under LOCK. */
@@ -449,6 +479,12 @@ export class ThreadPoolExecutor extends SharedObject {
     return { futures, deadline, chunked: chunksize > 1 };
   }
 }
+
+/** Sleeps 1 ms (this thread only). */
+function sleepBriefly(): void {
+  Atomics.wait(sleepWord, 0, 0, 1); // nobody notifies this word: a plain timed sleep
+}
+const sleepWord = new Int32Array(new SharedArrayBuffer(4));
 
 function* zip(iterables: Iterable<unknown>[]): Generator<unknown[]> {
   if (iterables.length === 0) return;

@@ -245,6 +245,7 @@ class Encoder {
 
   private fields(o: object, tag: Tag): void {
     const keys = Object.keys(o);
+    this.ensure(5); // (an Error's extra fields come after its cause: nothing reserved room)
     this.u8(tag);
     this.u32(keys.length);
     for (const key of keys) {

@@ -14,7 +14,7 @@ import type { ThreadInit } from '../runtime/messages.js';
 import { inheritTypescriptLoader, typescriptLoader } from '../runtime/spawn.js';
 import { clearThreadLocals } from './local.js';
 import * as B from './thread-block.js';
-import { Thread, claimEnding, getNativeId, publishStopped, setCurrentThread, storeEncoded } from './thread.js';
+import { Thread, claimEnding, getNativeId, publishStopped, setCurrentThread, storeEncoded, storeException } from './thread.js';
 import { resetExcepthook } from './excepthook.js';
 
 export { hasLiveChildren } from './thread.js';
@@ -146,7 +146,7 @@ export function abandonThread(init: ThreadInit, error: Error): void {
   dropEncoded(init.args);
   if (init.subclass !== undefined) dropEncoded(init.subclass.fields);
   if (claimEnding(h, init.threadBlock)) {
-    storeEncoded(h, init.threadBlock, B.EXCEPTION, error, 'exception');
+    storeException(h, init.threadBlock, error);
     publishStopped(h, init.threadBlock);
   }
   dropReference(init.threadBlock); // the reference handed over with the block
@@ -175,7 +175,7 @@ function finish(init: ThreadInit, thread: Thread | undefined, failed: boolean, e
       }
     }
   }
-  if (failed) storeEncoded(h, block, B.EXCEPTION, error, 'exception');
+  if (failed) storeException(h, block, error);
   // Published above, then off the live list, then STOPPED and wake: joiners sleep while STARTED.
   publishStopped(h, block);
   // The parent handed over one reference with the block; the Thread object adopted it, unless

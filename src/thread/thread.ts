@@ -248,7 +248,7 @@ export class Thread<R = unknown> extends SharedObject {
   _markDead(error: unknown): void {
     const h = this._heap;
     if (!claimEnding(h, this._offset)) return;
-    storeEncoded(h, this._offset, B.EXCEPTION, error, 'exception');
+    storeException(h, this._offset, error);
     publishStopped(h, this._offset);
   }
 
@@ -343,6 +343,20 @@ export function storeEncoded(h: ReturnType<typeof heap>, block: number, slot: nu
   const bytesBlock = h.alloc(bytes.length, Kind.Bytes);
   h.u8.set(bytes, bytesBlock);
   Atomics.store(h.i32, (block >> 2) + slot, bytesBlock);
+}
+
+/**
+ * Stores a thread's error for its parent. An error that cannot cross (a field holding a
+ * function, say) must not stop the thread from ending: a ThreadError that describes it is
+ * stored instead.
+ */
+export function storeException(h: ReturnType<typeof heap>, block: number, error: unknown): void {
+  try {
+    storeEncoded(h, block, B.EXCEPTION, error, 'exception');
+  } catch (encodeError) {
+    const what = error instanceof Error ? `${error.name}: ${error.message}` : describe(error);
+    storeEncoded(h, block, B.EXCEPTION, new ThreadError(`${what} (the error itself could not be sent to another thread: ${(encodeError as Error).message})`), 'exception');
+  }
 }
 
 function takeEncoded(h: ReturnType<typeof heap>, block: number, slot: number): unknown {
