@@ -8,9 +8,9 @@ import { runInNewContext } from 'node:vm';
 import { workerData } from 'node:worker_threads';
 import { attachThread, heap } from '../shm/current.js';
 import { decodeValue } from '../shm/codec.js';
-import { futexWait, futexWaitAsync } from '../shm/futex.js';
+import { futexWait, futexWaitAsync, loopHolders } from '../shm/futex.js';
 import { ASSIGNED, BUSY, EXITED, IDLE, MAILBOX_INIT, MAILBOX_OUTPUT, MAILBOX_STATE, type ThreadInit, type WorkerData } from './messages.js';
-import { detachOutput, initThreadOutput } from './output.js';
+import { detachOutput, hasPendingOutput, initThreadOutput, ownOutputWord } from './output.js';
 
 const data = workerData as WorkerData;
 attachThread(data.sab, data.first.ident);
@@ -52,6 +52,9 @@ while (next !== undefined) {
 }
 await new Promise((resolve) => process.stdout.write('', resolve));
 await new Promise((resolve) => process.stderr.write('', resolve));
+// What this isolate (or its child isolates) printed is forwarded by the parent asynchronously:
+// exiting before the parent has taken it could lose it (output.ts counts it until then).
+while (hasPendingOutput(ownOutputWord())) await new Promise((resolve) => setTimeout(resolve, 5));
 process.exit(0);
 
 /** A full collection in this isolate (Node's gc, reached without --expose-gc on the command line). */
@@ -74,7 +77,9 @@ let gc: (() => void) | undefined;
  * beyond the isolate's own stdio ports. Unref'd timers and handles are not listed.
  */
 function leftovers(): number {
-  return process.getActiveResourcesInfo().filter((type) => type !== 'MessagePort' && type !== 'CloseReq').length;
+  // (Our own keep-alive timer, held while a Promise wait is pending — a child thread's end not yet
+  // seen by its watcher, say — is not the thread's.)
+  return process.getActiveResourcesInfo().filter((type) => type !== 'MessagePort' && type !== 'CloseReq').length - loopHolders();
 }
 
 /**

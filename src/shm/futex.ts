@@ -74,6 +74,11 @@ export function futexWake(i32: Int32Array, index: number, count = Infinity): num
 let pendingAsyncWaits = 0;
 let keepAlive: ReturnType<typeof setInterval> | undefined;
 
+/** Timers of our own that hold the loop (0 or 1): an isolate's leftover check leaves it out. */
+export function loopHolders(): number {
+  return keepAlive === undefined ? 0 : 1;
+}
+
 function holdLoop(): void {
   if (pendingAsyncWaits++ === 0) keepAlive = setInterval(() => {}, 1 << 30);
 }
