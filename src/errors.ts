@@ -53,6 +53,11 @@ for (const Class of [ThreadError, BrokenBarrierError, QueueEmpty, QueueFull, Que
   Object.defineProperty(Class.prototype, 'name', { value: Class.name, writable: true, configurable: true, enumerable: false });
 }
 
+/** `Name: message` for an error (whole, unlike `describe`), else its String. */
+export function describeError(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
 /** The error classes by name, so a decoded error comes back as its own class. */
 export const errorClasses: Record<string, new (message?: string) => Error> = {
   Error,

@@ -9,7 +9,7 @@
  * event loop run once (finalizers of the tasks' arguments, timers a task set) before sleeping.
  */
 
-import { ThreadError } from '../errors.js';
+import { ThreadError, describeError } from '../errors.js';
 import { heap } from '../shm/current.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
 import { dropReference, reviveUntracked } from '../shm/handles.js';
@@ -43,10 +43,6 @@ addIsolateExitHook((code, uncaught) => {
   if (finishing) executor._queue.notFinishing();
   executor._threadDied();
 });
-
-function describeError(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-}
 
 async function load(descriptor: FunctionDescriptor): Promise<Task> {
   if (descriptor.kind === 'source') {

@@ -103,6 +103,7 @@ export class TaskQueue {
 
   /** A pool thread is about to settle its task and come back for another (counts as idle). */
   finishing(): void {
+    // A count put() reads under LOCK; nobody sleeps on it.
     Atomics.add(this.h.i32, this.base + FINISHING, 1);
   }
 

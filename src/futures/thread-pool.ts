@@ -26,7 +26,7 @@
 
 import { availableParallelism } from 'node:os';
 import { inspect } from 'node:util';
-import { BrokenThreadPool, ThreadError } from '../errors.js';
+import { BrokenThreadPool, ThreadError, describeError } from '../errors.js';
 import { decodeValue, dropEncoded, encodeToBytes, forEachHandle } from '../shm/codec.js';
 import { deadlineAfter, describe, msUntil, timeoutOrZero } from '../shm/futex.js';
 import { type FunctionDescriptor, type ThreadFunction, describeFunction } from '../shm/functions.js';
@@ -182,13 +182,7 @@ export class ThreadPoolExecutor extends SharedObject {
     this._queue.close(false);
     if (options.cancelFutures) this.cancelPending();
     if (!(options.wait ?? true)) return;
-    const joined = new Set<Thread>();
-    for (let threads = this.threadsToJoin(joined); threads.length > 0; threads = this.threadsToJoin(joined)) {
-      for (const thread of threads) {
-        thread.join();
-        joined.add(thread);
-      }
-    }
+    for (const thread of this.threadsToJoin()) thread.join();
     this._maintain(); // the ended threads leave the list
   }
 
@@ -198,13 +192,7 @@ export class ThreadPoolExecutor extends SharedObject {
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.shutdown({ wait: false });
-    const joined = new Set<Thread>();
-    for (let threads = this.threadsToJoin(joined); threads.length > 0; threads = this.threadsToJoin(joined)) {
-      for (const thread of threads) {
-        await thread.joinAsync();
-        joined.add(thread);
-      }
-    }
+    for (const thread of this.threadsToJoin()) await thread.joinAsync();
     this._maintain();
   }
 
@@ -245,13 +233,8 @@ export class ThreadPoolExecutor extends SharedObject {
 
   /** @internal a pool thread's isolate is exiting under a task: the next maintenance starts a replacement */
   _threadDied(): void {
+    // A flag nobody sleeps on: _maintain() polls it (from the event loop or a stalled wait).
     Atomics.store(this._heap.i32, this.base + REPLACE, 1);
-  }
-
-  /** Takes a thread off the list (it never started). */
-  private forgetThread(threadBlock: number): void {
-    const removed = this._queue.locked((i32) => this.removeThreadsLocked(i32, (offset) => offset === threadBlock));
-    for (const offset of removed) dropReference(offset);
   }
 
   /**
@@ -261,10 +244,17 @@ export class ThreadPoolExecutor extends SharedObject {
    * `result()` is the only one left to start a replacement when its event loop cannot run).
    */
   _maintain(startThread = false): void {
-    const removed = this._queue.locked((i32) => this.removeThreadsLocked(i32, (offset) => Atomics.load(i32, (offset >> 2) + B.STATE) === B.STOPPED));
-    for (const offset of removed) dropReference(offset);
-    const replace = Atomics.exchange(this._heap.i32, this.base + REPLACE, 0) === 1 || removed.length > 0 || startThread;
+    const removed = this.removeThreads((i32, offset) => Atomics.load(i32, (offset >> 2) + B.STATE) === B.STOPPED);
+    // (REPLACE is a polled flag: exchange so that one maintenance acts on each death.)
+    const replace = Atomics.exchange(this._heap.i32, this.base + REPLACE, 0) === 1 || removed > 0 || startThread;
     if (replace && this._queue.size() > 0) this.adjustThreadCount();
+  }
+
+  /** Takes the listed threads that `match` off the list (dropping its references); returns how many. */
+  private removeThreads(match: (i32: Int32Array, offset: number) => boolean): number {
+    const removed = this._queue.locked((i32) => this.removeThreadsLocked(i32, (offset) => match(i32, offset)));
+    for (const offset of removed) dropReference(offset);
+    return removed.length;
   }
 
   /** Removes (under LOCK) the listed threads that `match`; returns them (each still holding the list's reference). */
@@ -284,22 +274,28 @@ export class ThreadPoolExecutor extends SharedObject {
   }
 
   /**
-   * After close(): the listed threads not joined yet. When there are none but tasks are still
-   * queued (a submit that was accepted just before the close and has not started its thread yet,
-   * or a thread that died), starts a thread for them first: shutdown({ wait }) returns only once
-   * every accepted task has run, as CPython's does.
+   * After close(): yields each listed thread once, for the caller to join before asking for
+   * the next; ends when none is left to join. When none is left but tasks are still queued (a
+   * submit accepted just before the close that has not started its thread yet, or a thread
+   * that died), starts a thread for them first: shutdown({ wait }) returns only once every
+   * accepted task has run, as CPython's does.
    */
-  private threadsToJoin(joined: Set<Thread>): Thread[] {
+  private *threadsToJoin(): Generator<Thread> {
+    const joined = new Set<Thread>();
     for (;;) {
       const { started, starting } = this.threads();
       const threads = started.filter((thread) => !joined.has(thread));
-      if (threads.length > 0) return threads;
+      for (const thread of threads) {
+        joined.add(thread);
+        yield thread;
+      }
+      if (threads.length > 0) continue;
       if (starting > 0) {
         // A submitter listed a thread and is starting it (microseconds): wait for that.
         sleepBriefly();
         continue;
       }
-      if (this._queue.size() === 0) return threads;
+      if (this._queue.size() === 0) return;
       this._maintain(true);
     }
   }
@@ -404,14 +400,14 @@ export class ThreadPoolExecutor extends SharedObject {
     try {
       thread.start();
     } catch (error) {
-      this.forgetThread(thread._offset);
+      this.removeThreads((_, offset) => offset === thread._offset); // it never started
       throw error;
     }
     // Its end, seen here, takes it off the list (and replaces it if it died under a task).
     void thread
       .joinAsync()
       .then(() => this._maintain())
-      .catch((error: unknown) => process.stderr.write(`threadkit: ThreadPoolExecutor could not start a replacement thread: ${error instanceof Error ? error.message : String(error)}\n`));
+      .catch((error: unknown) => process.stderr.write(`threadkit: ThreadPoolExecutor could not start a replacement thread: ${describeError(error)}\n`));
   }
 
   /** Appends a thread (adding the list's reference), growing the list as needed. Under LOCK. */

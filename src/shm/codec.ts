@@ -672,15 +672,21 @@ const encoder = new Encoder();
 const decoder = new Decoder();
 
 /**
+ * The thread's encoder, or a new one when it is in use: a getter may itself send something
+ * while we encode (a getter that submits a task), and that nested encode needs its own.
+ */
+function idleEncoder(): Encoder {
+  return encoder.busy ? new Encoder() : encoder;
+}
+
+/**
  * Encodes `value`; `root` names it in errors (`args` gives "args[1].handler: … could not be
  * cloned"). The result is a view of a scratch buffer, valid until the next encode in this thread.
  * Every handle inside owns one in-flight reference until the bytes are decoded or dropped.
  * @throws TypeError naming the path of a value that cannot cross threads.
  */
 export function encodeValue(value: unknown, root = 'value'): Uint8Array {
-  // A getter or a thrown error's cause may itself send something while we encode (a getter
-  // that submits a task): that nested encode gets an encoder of its own.
-  return encoder.busy ? new Encoder().encode(value, root) : encoder.encode(value, root);
+  return idleEncoder().encode(value, root);
 }
 
 /**
@@ -689,7 +695,7 @@ export function encodeValue(value: unknown, root = 'value'): Uint8Array {
  * @throws TypeError naming the path of a value that cannot cross threads (nothing allocated).
  */
 export function encodeToBlock(h: Heap, value: unknown, root: string, headerBytes = 0): number {
-  const enc = encoder.busy ? new Encoder() : encoder;
+  const enc = idleEncoder();
   const length = enc.encodeRaw(value, root);
   let block: number;
   try {

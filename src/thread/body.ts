@@ -5,7 +5,7 @@
  * the live list. Runs inside the worker (runtime/worker.ts), once per thread the isolate runs.
  */
 
-import { ThreadError } from '../errors.js';
+import { ThreadError, describeError } from '../errors.js';
 import { setCurrentIdent, heap } from '../shm/current.js';
 import { decodeValue, dropEncoded } from '../shm/codec.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
@@ -48,7 +48,7 @@ export function onIsolateExit(code: number): void {
   const why =
     uncaughtError === undefined
       ? new ThreadError(`process.exit(${code}) was called in thread ${thread.name}: it ended the thread's isolate`)
-      : new ThreadError(`an uncaught error ended thread ${thread.name}'s isolate: ${uncaught instanceof Error ? `${uncaught.name}: ${uncaught.message}` : String(uncaught)}`, { cause: uncaught });
+      : new ThreadError(`an uncaught error ended thread ${thread.name}'s isolate: ${describeError(uncaught)}`, { cause: uncaught });
   thread._markDead(why);
 }
 

@@ -12,7 +12,7 @@
 
 import { existsSync, readlinkSync } from 'node:fs';
 import { inspect } from 'node:util';
-import { ThreadError } from '../errors.js';
+import { ThreadError, describeError } from '../errors.js';
 import { decodeValue, dropEncoded, encodeToBytes } from '../shm/codec.js';
 import { allocateIdent, currentIdent, heap, isHeapCreator } from '../shm/current.js';
 import { S_MAIN_IDENT, S_NEXT_THREAD_NO } from '../shm/heap.js';
@@ -354,7 +354,7 @@ export function storeException(h: ReturnType<typeof heap>, block: number, error:
   try {
     storeEncoded(h, block, B.EXCEPTION, error, 'exception');
   } catch (encodeError) {
-    const what = error instanceof Error ? `${error.name}: ${error.message}` : describe(error);
+    const what = error instanceof Error ? describeError(error) : describe(error);
     storeEncoded(h, block, B.EXCEPTION, new ThreadError(`${what} (the error itself could not be sent to another thread: ${(encodeError as Error).message})`), 'exception');
   }
 }
