@@ -11,9 +11,8 @@ import { CancelledError, Event, Future, SharedValue, Thread, ThreadPoolExecutor,
 import { settle } from './fixtures/futures-helpers.js';
 import { runThreads, startThread } from './helpers.js';
 
-// Pool threads release the future wrappers they decoded only when their isolate exits (see the
-// todo "futures of finished tasks are freed while the pool lives" in pool.test.ts): let isolates
-// exit as soon as their thread ends, so that memory can be measured right after a shutdown.
+// Let isolates exit as soon as their thread ends: nothing a pool thread held outlives the
+// shutdown, so memory can be measured right after it.
 configureThreads({ keepIdleMs: 0 });
 
 /** Settles until the heap's use is back within `slack` bytes of `baseline` (at most ~10 s). */
@@ -65,9 +64,8 @@ describe('pool stress', () => {
   it('random cancels racing the pool threads: every future settles exactly once, cancelled XOR with its result', async () => {
     const N = 10_000;
     const pool = new ThreadPoolExecutor({ maxWorkers: 4 });
-    // Hold the four threads at a gate while the tasks are queued and get their callbacks: a
-    // callback added while its future completes can be lost (the todo "a callback added while
-    // another thread completes the future still runs" in future.test.ts).
+    // Hold the four threads at a gate while the tasks are queued and get their callbacks, so
+    // that the cancels below race tasks that are still queued as well as running ones.
     const gate = new Event();
     const holders = [0, 1, 2, 3].map(() => pool.submit((g: Event) => g.wait(), gate));
     const futures: Future<number>[] = [];

@@ -1162,7 +1162,32 @@ describe('pool memory', () => {
       submitAll();
       await settle();
       const grown = heapStats().usedBytes - before;
-      assert.ok(grown < 64 * 1024, `the heap grew by ${grown} bytes for 20,000 finished tasks nobody holds`);
+      assert.ok(grown < 16 * 1024, `the heap grew by ${grown} bytes for 20,000 finished tasks nobody holds`);
+    } finally {
+      pool.shutdown();
+    }
+  });
+
+  it('the task queue gives back the memory of a burst once it empties', async () => {
+    const pool = new ThreadPoolExecutor({ maxWorkers: 1 });
+    const gate = new Event();
+    try {
+      pool.submit((x: number) => x, 0).result(); // the thread started, the function registered
+      await settle();
+      const before = heapStats().usedBytes;
+      const burst = (): void => {
+        // The only thread waits at the gate while 20,000 tasks queue up behind it.
+        const blocker = pool.submit((g: Event) => g.wait(), gate);
+        const futures = Array.from({ length: 20_000 }, (_, i) => pool.submit((x: number) => x, i));
+        assert.match(String(pool), /queued=2000[01]>$/, 'the burst is queued');
+        gate.set();
+        assert.equal(blocker.result(), true);
+        assert.equal(wait(futures).notDone.size, 0);
+      };
+      burst();
+      await settle();
+      const grown = heapStats().usedBytes - before;
+      assert.ok(grown < 16 * 1024, `the heap grew by ${grown} bytes after a burst of 20,000 queued tasks ran`);
     } finally {
       pool.shutdown();
     }

@@ -62,6 +62,11 @@ const REC_CHUNKED = 2;
 const REC_ARGS = 12;
 
 const INITIAL_CAPACITY = 64;
+/**
+ * A ring of at least this many slots goes back to INITIAL_CAPACITY when it empties, so that a
+ * burst of queued tasks does not keep its memory (smaller rings stay: no churn on small bursts).
+ */
+const SHRINK_CAPACITY = 1024;
 /** How long an idle pool thread spins for the next task before it sleeps (µs). */
 const TAKE_SPIN_MICROS = 100;
 
@@ -238,8 +243,25 @@ export class TaskQueue {
     const head = i32[this.base + HEAD]!;
     const record = i32[(i32[this.base + RING]! >> 2) + head]!;
     i32[this.base + HEAD] = (head + 1) % capacity;
-    i32[this.base + COUNT] = i32[this.base + COUNT]! - 1;
+    const count = i32[this.base + COUNT]! - 1;
+    i32[this.base + COUNT] = count;
+    if (count === 0 && capacity >= SHRINK_CAPACITY) this.shrinkEmptyRing();
     return record;
+  }
+
+  /** Swaps the empty ring for a small one (under LOCK); keeps the big one if none can be had. */
+  private shrinkEmptyRing(): void {
+    const h = this.h;
+    let small: number;
+    try {
+      small = h.alloc(INITIAL_CAPACITY * 4, Kind.Bytes);
+    } catch {
+      return;
+    }
+    dropReference(h.i32[this.base + RING]!);
+    h.i32[this.base + RING] = small;
+    h.i32[this.base + HEAD] = 0;
+    h.i32[this.base + CAPACITY] = INITIAL_CAPACITY;
   }
 
   private growRing(): void {
