@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
 import { inspect } from 'node:util';
-import { CancelledError, Event, Future, InvalidStateError, Lock, ThreadError, TimeoutError, currentThread } from 'threadkit';
+import { CancelledError, Event, Future, InvalidStateError, Lock, Semaphore, ThreadError, TimeoutError, currentThread } from 'threadkit';
 import { captureStderr, settle } from './fixtures/futures-helpers.js';
-import { runThreads, since, startThread } from './helpers.js';
+import { runThreads, since, sleepSync, startThread } from './helpers.js';
 
 const ADDRESS = /^<Future at (0x[0-9a-f]+) /;
 
@@ -275,6 +275,58 @@ describe('Future across threads', () => {
     f.setResult([1, 2, 3, 4]);
     t.join();
     assert.equal(t.result, 10);
+  });
+
+  it('threads asleep in result() stay asleep through RUNNING and all wake at FINISHED, with async waiters of main', async () => {
+    const f = new Future<number>();
+    const ready = new Semaphore(0);
+    const sleepers = [1, 2, 3].map((k) =>
+      startThread<number>(
+        (fut: Future<number>, r: Semaphore, n: number) => {
+          r.release();
+          return fut.result() * n;
+        },
+        [f, ready, k],
+      ),
+    );
+    const awaited = f.resultAsync({ timeout: 60_000 }); // the async wait on the future's own word
+    const called = new Promise<number>((resolve) => f.addDoneCallback((done) => resolve(done.result())));
+    for (let i = 0; i < 3; i++) ready.acquire();
+    sleepSync(20); // long past their spin: asleep
+    assert.equal(f.setRunningOrNotifyCancel(), true);
+    sleepSync(20);
+    assert.ok(sleepers.every((t) => t.isAlive()), 'RUNNING woke nobody for good');
+    f.setResult(7);
+    for (const t of sleepers) t.join(10_000); // bounded: a lost wake-up fails instead of hanging
+    assert.ok(sleepers.every((t) => !t.isAlive()), 'FINISHED woke every sleeper');
+    assert.deepEqual(
+      sleepers.map((t) => t.result),
+      [7, 14, 21],
+    );
+    assert.equal(await awaited, 7);
+    assert.equal(await called, 7);
+  });
+
+  it('a thread waiting on each of 2,000 futures completed at once by main never misses a completion', () => {
+    const N = 2000;
+    const futures = Array.from({ length: N }, () => new Future<number>());
+    const waiter = startThread<number>(
+      (fs: Future<number>[]) => {
+        let sum = 0;
+        // Bounded, so that a lost wake-up fails the test instead of hanging it.
+        for (const fut of fs) sum += fut.result(10_000);
+        return sum;
+      },
+      [futures],
+    );
+    for (const [i, f] of futures.entries()) {
+      if (i % 2 === 0) f.setRunningOrNotifyCancel();
+      f.setResult(i);
+      // A random pause (~0–2 µs), so that completions land before, during and after its waits.
+      for (let spin = 0, n = Math.random() * 2000; spin < n; spin++);
+    }
+    waiter.join();
+    assert.equal(waiter.result, (N * (N - 1)) / 2);
   });
 
   it('cancel() in main wakes a thread blocked in result() with CancelledError', () => {

@@ -704,8 +704,17 @@ export function encodeToBlock(h: Heap, value: unknown, root: string, headerBytes
     dropEncoded(enc.buf, 0);
     throw error;
   }
-  enc.buf.copy(h.buf, block + headerBytes, 0, length);
+  copyBytes(enc.buf, h.u8, block + headerBytes, length);
   return block;
+}
+
+/** Copies `length` bytes from the start of `from` to `to` at `at`; a loop for the small ones (Buffer.copy costs ~300 ns of call overhead). */
+function copyBytes(from: Uint8Array, to: Uint8Array, at: number, length: number): void {
+  if (length > 64) {
+    to.set(from.subarray(0, length), at);
+    return;
+  }
+  for (let i = 0; i < length; i++) to[at + i] = from[i]!;
 }
 
 /** Encodes `value` into a fresh, independent Uint8Array. */
