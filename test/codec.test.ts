@@ -31,6 +31,22 @@ describe('values crossing threads', () => {
     assert.equal(loop!.self, loop);
   });
 
+  it('shared references and cycles keep their shape among hundreds of objects (the encoder tracks the first 64 in an array, the rest in a Map)', () => {
+    const nodes = Array.from({ length: 300 }, (_, i) => ({ i, next: undefined as unknown }));
+    for (const [i, node] of nodes.entries()) node.next = nodes[(i * 7 + 3) % nodes.length];
+    // References to objects met early (array), late (Map), and the root itself.
+    const value = { nodes, early: nodes[5], late: nodes[250], again: [nodes[5], nodes[250], nodes[63], nodes[64]], root: undefined as unknown };
+    value.root = value;
+    const [back] = runThreads<typeof value>(echo, [[value]]);
+    assert.ok(back !== undefined && back !== value, 'a copy came back');
+    assert.ok(back.root === back, 'the cycle through the root');
+    assert.ok(back.early === back.nodes[5] && back.again[0] === back.nodes[5], 'an object met early is one object');
+    assert.ok(back.late === back.nodes[250] && back.again[1] === back.nodes[250], 'an object met late is one object');
+    assert.ok(back.again[2] === back.nodes[63] && back.again[3] === back.nodes[64], 'the objects either side of the switch');
+    const wrong = back.nodes.findIndex((node, i) => node.i !== i || node.next !== back.nodes[(i * 7 + 3) % 300]);
+    assert.equal(wrong, -1, `node ${wrong} lost its shape`);
+  });
+
   it('values larger than the encoder\'s scratch buffer (4 KiB) cross intact: as thread args, task args and results, queue items', async () => {
     const big = { text: 'ü'.repeat(50_000), numbers: Array.from({ length: 20_000 }, (_, i) => i * 1.5), nested: Array.from({ length: 2_000 }, (_, i) => ({ i, s: `item-${i}` })) };
     const [fromThread] = runThreads<typeof big>(echo, [[big]]);

@@ -71,11 +71,20 @@ function pathSegment(key: string | number): string {
 
 // ---- encoder ------------------------------------------------------------------------------
 
+/** Objects of one value an encoder tracks without a Map (see Encoder.seenSmall). */
+const SEEN_SMALL = 64;
+
 class Encoder {
   buf = Buffer.allocUnsafe(4096);
   /** A DataView over `buf` (number writes without Buffer's argument checks). */
   dv: DataView = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   pos = 0;
+  /**
+   * Objects met so far in this encode, by index (for back references): the first SEEN_SMALL in
+   * an array searched linearly (most values hold a few objects: no hashing, nothing to clear
+   * but those slots), the rest in a Map.
+   */
+  private seenSmall: (object | undefined)[] = new Array<object | undefined>(SEEN_SMALL).fill(undefined);
   private seen = new Map<object, number>();
   private nextIndex = 0;
   /** Handles written during this encode: their in-flight references are undone on failure. */
@@ -93,7 +102,8 @@ class Encoder {
   encodeRaw(value: unknown, root: string): number {
     this.pos = 0;
     this.nextIndex = 0;
-    this.handles.length = 0;
+    // (A new array rather than `length = 0`, a runtime call that costs more than the allocation.)
+    if (this.handles.length !== 0) this.handles = [];
     this.busy = true;
     try {
       this.value(value);
@@ -105,9 +115,31 @@ class Encoder {
       throw error;
     } finally {
       this.busy = false;
-      if (this.nextIndex > 0) this.seen.clear();
+      this.forgetSeen();
     }
     return this.pos;
+  }
+
+  /** The index `o` was given in this encode, or -1. */
+  private seenIndex(o: object): number {
+    const small = this.seenSmall;
+    const n = Math.min(this.nextIndex, SEEN_SMALL);
+    for (let i = 0; i < n; i++) if (small[i] === o) return i;
+    if (this.nextIndex <= SEEN_SMALL) return -1;
+    return this.seen.get(o) ?? -1;
+  }
+
+  private remember(o: object): void {
+    const index = this.nextIndex++;
+    if (index < SEEN_SMALL) this.seenSmall[index] = o;
+    else this.seen.set(o, index);
+  }
+
+  /** Drops the references to what was encoded (they must not be kept alive by the encoder). */
+  private forgetSeen(): void {
+    const n = Math.min(this.nextIndex, SEEN_SMALL);
+    for (let i = 0; i < n; i++) this.seenSmall[i] = undefined;
+    if (this.nextIndex > SEEN_SMALL) this.seen.clear();
   }
 
   private ensure(extra: number): void {
@@ -188,8 +220,8 @@ class Encoder {
   }
 
   private object(o: object): void {
-    const index = this.seen.get(o);
-    if (index !== undefined) {
+    const index = this.seenIndex(o);
+    if (index >= 0) {
       this.u8(Tag.BackRef);
       return this.u32(index);
     }
@@ -199,7 +231,7 @@ class Encoder {
       this.handles.push(offset);
       return this.u32(offset);
     }
-    this.seen.set(o, this.nextIndex++);
+    this.remember(o);
     if (Array.isArray(o)) return this.array(o);
     const proto = Object.getPrototypeOf(o);
     if (proto === Object.prototype || proto === null) return this.fields(o, Tag.Object);
@@ -370,9 +402,10 @@ class Decoder {
     this.buf = buf;
     if (this.dv.buffer !== buf.buffer || this.dv.byteOffset !== buf.byteOffset || this.dv.byteLength !== buf.byteLength) this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.pos = start;
-    this.refs.length = 0;
+    // (New arrays rather than `length = 0`, a runtime call that costs more than the allocation.)
+    if (this.refs.length !== 0) this.refs = [];
     const value = this.value();
-    this.refs.length = 0;
+    if (this.refs.length !== 0) this.refs = [];
     return value;
   }
 
