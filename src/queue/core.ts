@@ -89,7 +89,7 @@
 
 import { inspect } from 'node:util';
 import { QueueEmpty, QueueFull, QueueShutDown } from '../errors.js';
-import { decodeValue, dropEncoded, encodeValue } from '../shm/codec.js';
+import { copyBytes, decodeValue, dropEncoded, encodeToScratch, encodedLength } from '../shm/codec.js';
 import { heap } from '../shm/current.js';
 import { TIMEOUT_MAX, deadlineAfter, describe, futexWait, futexWaitAsync } from '../shm/futex.js';
 import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs } from '../shm/handles.js';
@@ -192,7 +192,7 @@ export class Staged {
   len = 0;
   num = 0;
   str = '';
-  /** CODEC: the codec's bytes (the encoder's scratch until detached). */
+  /** CODEC: a buffer that starts with the codec's `len` bytes (the encoder's scratch until detached). */
   bytes: Uint8Array | undefined = undefined;
   /** BLOCK: a Bytes block with the codec bytes; ITEM: the priority queue's item block. */
   block = 0;
@@ -204,7 +204,7 @@ export class Staged {
     copy.num = this.num;
     copy.str = this.str;
     copy.block = this.block;
-    copy.bytes = this.bytes === undefined ? undefined : Uint8Array.prototype.slice.call(this.bytes);
+    copy.bytes = this.bytes === undefined ? undefined : Uint8Array.prototype.slice.call(this.bytes, 0, this.len);
     this.clear();
     return copy;
   }
@@ -287,29 +287,30 @@ export function stageItem(st: Staged, item: unknown, name: string, op: string, k
       }
       break;
   }
-  const bytes = encodeValue(item, 'item');
-  if (bytes.length <= INLINE_MAX || keepBytes) {
+  const bytes = encodeToScratch(item, 'item');
+  const length = encodedLength();
+  if (length <= INLINE_MAX || keepBytes) {
     st.type = R.CODEC;
-    st.len = bytes.length;
+    st.len = length;
     st.bytes = bytes;
     return st;
   }
-  st.block = copyToBlock(bytes, name, op);
+  st.block = copyToBlock(bytes, length, name, op);
   st.type = R.BLOCK;
   st.len = 4;
   return st;
 }
 
-/** Copies encoded bytes into a new Bytes block; on failure drops the handles inside them. */
-function copyToBlock(bytes: Uint8Array, name: string, op: string): number {
+/** Copies the first `length` encoded bytes into a new Bytes block; on failure drops the handles inside them. */
+function copyToBlock(bytes: Uint8Array, length: number, name: string, op: string): number {
   let block: number;
   try {
     const h = heap();
-    block = h.alloc(bytes.length, Kind.Bytes);
-    h.u8.set(bytes, block);
+    block = h.alloc(length, Kind.Bytes);
+    copyBytes(bytes, h.u8, block, length);
   } catch (error) {
     dropEncoded(bytes);
-    throw explainExhausted(error, `${name}.${op}: an item of ${bytes.length} bytes (encoded) does not fit in the shared heap`);
+    throw explainExhausted(error, `${name}.${op}: an item of ${length} bytes (encoded) does not fit in the shared heap`);
   }
   return block;
 }
@@ -355,12 +356,9 @@ export function writePayload(h: Heap, st: Staged, p: number): number {
     }
     case R.UTF8:
       return (h.buf as unknown as FastBuffer).utf8Write(st.str, p, st.len);
-    case R.CODEC: {
-      // TypedArray#set (a memcpy) beats a byte loop from about 8 bytes on.
-      const bytes = st.bytes!;
-      h.u8.set(bytes, p);
-      return bytes.length;
-    }
+    case R.CODEC:
+      copyBytes(st.bytes!, h.u8, p, st.len);
+      return st.len;
     case R.BLOCK:
       h.i32[p >> 2] = st.block;
       return 4;
