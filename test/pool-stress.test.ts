@@ -165,6 +165,35 @@ describe('pool stress', () => {
     }
   });
 
+  it('pairs of futures awaited here, each pair completed at once by two threads, 2,000 rounds: no await is left hanging', async () => {
+    // The await sleeps between rounds, so two completers race its going to sleep again and again
+    // (the inbox's ASLEEP hand-off). A lost wake-up fails the round instead of hanging the suite.
+    const ROUNDS = 2000;
+    const pairs = Array.from({ length: ROUNDS }, () => [new Future<number>(), new Future<number>()] as const);
+    const completer = (fs: Future<number>[], k: number): void => {
+      for (const [i, f] of fs.entries()) {
+        // Until the round begins (or the test gave up and cancelled it).
+        while (!f.running() && !f.cancelled()) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 0);
+        if (f.running()) f.setResult(i * 2 + k);
+      }
+    };
+    const threads = [0, 1].map((k) => startThread(completer, [pairs.map((pair) => pair[k]), k]));
+    try {
+      for (const [round, pair] of pairs.entries()) {
+        const both = Promise.all(pair.map((f) => f.resultAsync()));
+        for (const f of pair) f.setRunningOrNotifyCancel(); // go
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), 10_000)));
+        const got = await Promise.race([both, late]);
+        clearTimeout(timer);
+        assert.deepEqual(got, [round * 2, round * 2 + 1], `round ${round}`);
+      }
+    } finally {
+      for (const pair of pairs) for (const f of pair) if (!f.done()) f.cancel();
+      for (const t of threads) t.join();
+    }
+  });
+
   it('done callbacks added while another thread completes the futures all run', async () => {
     const N = 20_000;
     let lost = 0;

@@ -737,13 +737,19 @@ describe('ThreadPoolExecutor.shutdown', () => {
 
 describe('broken pools', () => {
   it('an initializer whose error cannot be sent (it holds a function): queued futures still fail with BrokenThreadPool, saying so', () => {
+    // The initializer waits at a gate until both tasks are queued (else the second submit could
+    // find the pool broken already and throw).
+    const gate = new Event();
     const pool = new ThreadPoolExecutor({
       maxWorkers: 1,
-      initializer: () => {
+      initializer: (g: Event) => {
+        g.wait(10_000);
         throw Object.assign(new Error('init failed'), { close: () => 1 });
       },
+      initargs: [gate],
     });
     const futures = [pool.submit(() => 1), pool.submit(() => 2)];
+    gate.set();
     for (const f of futures) {
       const error = f.exception(LONG);
       assert.ok(error instanceof BrokenThreadPool, String(error));
@@ -774,14 +780,19 @@ describe('broken pools', () => {
   });
 
   it('every queued future fails with BrokenThreadPool; an async initializer that rejects breaks it too', async () => {
+    // The initializer waits at a gate until all 20 tasks are queued (a submit after the break throws).
+    const gate = new Event();
     const pool = new ThreadPoolExecutor({
       maxWorkers: 1,
-      initializer: async () => {
+      initializer: async (g: Event) => {
+        g.wait(10_000);
         await new Promise((resolve) => setTimeout(resolve, 1));
         throw new TypeError('async init failure');
       },
+      initargs: [gate],
     });
     const futures = Array.from({ length: 20 }, (_, i) => pool.submit((x: number) => x, i));
+    gate.set();
     const outcomes = await Promise.allSettled(futures);
     for (const outcome of outcomes) {
       assert.equal(outcome.status, 'rejected');

@@ -14,7 +14,7 @@
  * | 4    | RUNNER    | OS thread id of the thread running it (a waiter checks it is alive)       |
  * | 5    | LISTENER  | inbox of the one thread awaiting it through its event loop, or 0         |
  *
- * A completer writes OUTCOME, then STATE, under LOCK, then notifies STATE and bumps the
+ * A completer writes OUTCOME, then STATE, under LOCK, then notifies STATE (see WAITED) and bumps the
  * process-wide completion sequence (wait() / asCompleted() sleep on that one word), so a waiter
  * that sees a final STATE also sees the outcome, and no completion is missed between a waiter's
  * check and its sleep. A waiter sets WAITED (an atomic or) before it sleeps, and a state change
@@ -302,8 +302,8 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
   // ---- internals ------------------------------------------------------------------------
 
   /**
-   * Runs `change` with LOCK held. When it returns 'changed' (or a state was stored), waiters
-   * are woken and local callbacks run.
+   * Runs `change` with LOCK held. When it returns 'changed' (or a state was stored), the
+   * waiters that marked the word are woken, inbox and wait() sleepers told, local callbacks run.
    */
   private transition<T>(change: (state: number) => T | 'changed'): T | true {
     const i32 = this.i32;
@@ -333,9 +333,12 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
 
   /**
    * Before a sleep on STATE: sets WAITED and returns the word to sleep on (its state part is
-   * the current state: the caller checks it first).
+   * the current state: the caller checks it first). A done future is left as it is (no write to
+   * a line other threads read).
    */
   private markWaited(): number {
+    const word = Atomics.load(this.i32, this.base + STATE);
+    if ((word & STATE_MASK) >= CANCELLED) return word;
     return Atomics.or(this.i32, this.base + STATE, WAITED) | WAITED;
   }
 
@@ -560,8 +563,11 @@ async function drainInbox(): Promise<void> {
       }
       if (inboxWaiters.size === 0) break;
       // Say we sleep, then sleep only while no push happened since we read the sequence. A
-      // pusher bumps SEQ, then takes ASLEEP away and notifies if it was set: it either bumped
-      // before our read (the wait returns at once) or sees ASLEEP (these are all seq-cst).
+      // pusher bumps SEQ and takes ASLEEP away in one hold of the inbox lock, and notifies if
+      // it was set. A push we saw in our read of SEQ: we took its offsets under that lock, so
+      // it took ASLEEP away before we set it now. A push we did not see: if it bumps before our
+      // wait starts, the wait returns at once; if after, it is later than our store and finds
+      // ASLEEP set (these are all seq-cst).
       Atomics.store(h.i32, base + I_ASLEEP, 1);
       await futexWaitAsync(h.i32, base + I_SEQ, seq, Infinity);
     }
@@ -585,7 +591,7 @@ function takeInboxOffsets(h: ReturnType<typeof heap>): number[] {
 /** A completer (any thread) tells the listener's inbox. */
 function deliverToInbox(h: ReturnType<typeof heap>, inbox: number, offset: number): void {
   const base = inbox >> 2;
-  withInboxLock(h, base, () => {
+  const ownerAsleep = withInboxLock(h, base, () => {
     let count = h.i32[base + I_COUNT]!;
     if (count === h.i32[base + I_CAP]) {
       const capacity = count * 2;
@@ -598,10 +604,13 @@ function deliverToInbox(h: ReturnType<typeof heap>, inbox: number, offset: numbe
     h.i32[(h.i32[base + I_RING]! >> 2) + count++] = offset;
     h.i32[base + I_COUNT] = count;
     Atomics.add(h.i32, base + I_SEQ, 1);
+    // Under the lock, with the bump: an owner that saw this bump has to take the lock to read
+    // the offset, so it cannot set ASLEEP for its next sleep before we take it here (drainInbox).
+    return Atomics.exchange(h.i32, base + I_ASLEEP, 0) === 1;
   });
-  // Only the first push after the owner went to sleep notifies (see drainInbox): a busy owner
-  // costs its completers no notify.
-  if (Atomics.exchange(h.i32, base + I_ASLEEP, 0) === 1) Atomics.notify(h.i32, base + I_SEQ);
+  // Only the first push after the owner went to sleep notifies: a busy owner costs its
+  // completers no notify.
+  if (ownerAsleep) Atomics.notify(h.i32, base + I_SEQ);
 }
 
 function withInboxLock<T>(h: ReturnType<typeof heap>, base: number, body: () => T): T {
