@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Thread, isMainThread } from 'threadkit';
 
 /** How long the child may run: it needs well under a second when daemon threads behave. */
-const CHILD_TIMEOUT_MS = 5000;
+const CHILD_TIMEOUT_MS = 20_000;
 
 /** The child program: a daemon thread that never ends, and a non-daemon thread that takes 300 ms. */
 function childProgram(threadkitUrl: string): string {

@@ -367,7 +367,7 @@ describe('stackSize in a process of its own', { concurrency: true }, () => {
     'stackSize(32768), the documented minimum, gives threads that run (child process)',
 
     async () => {
-      const run = await runNode('exit-scenarios.ts', ['stack-size', '32768'], { timeoutMs: 10_000 });
+      const run = await runNode('exit-scenarios.ts', ['stack-size', '32768']);
       assert.equal(run.code, 0, show(run));
       assert.match(run.stdout, /^joined: alive false, depth \d+/m, show(run));
     },
@@ -377,7 +377,7 @@ describe('stackSize in a process of its own', { concurrency: true }, () => {
     'a stack too small for the isolate never leaves join() hanging (child process)',
 
     async () => {
-      const run = await runNode('exit-scenarios.ts', ['stack-size', '262144'], { timeoutMs: 10_000 });
+      const run = await runNode('exit-scenarios.ts', ['stack-size', '262144']);
       assert.equal(run.timedOut, false, show(run));
       assert.equal(run.code, 0, show(run));
       assert.match(run.stdout, /^joined: alive false/m, show(run));

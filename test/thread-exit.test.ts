@@ -62,7 +62,7 @@ describe('threads and the process', { concurrency: true }, () => {
       'daemon threads are stopped when the main program (and every non-daemon thread) has finished',
 
       async () => {
-        const run = await runNode(SCENARIOS, ['daemon'], { timeoutMs: 10_000 });
+        const run = await runNode(SCENARIOS, ['daemon']);
         assertExited(run, 0);
         assert.deepEqual(lines(run.stdout), ['main: finished (sleeper daemon: true, alive: true)', 'worker: finished'], show(run));
       },

@@ -1043,7 +1043,7 @@ describe('excepthook', () => {
         const next = new Thread<string>({ name: 'after-the-death', target: () => 'ran' });
         next.start();
         try {
-          next.join(3_000); // bounded only so that the suite cannot hang: a thread starts in milliseconds
+          next.join(10_000); // bounded only so that the suite cannot hang (a new isolate starts in ~100 ms)
           assert.equal(next.isAlive(), false, 'join() returned with the thread still alive');
           assert.equal(next.result, 'ran');
           assert.deepEqual(reports.map(summary), [], 'reports');
