@@ -249,6 +249,20 @@ describe('values crossing threads', () => {
     assert.deepEqual(back!.nested, { nested: 'put from a getter', list: [4, 5, 6], map: new Map([['m', { deep: true }]]) });
   });
 
+  it('a getter in put() options that puts on the same queue: both items arrive intact, the nested one first', () => {
+    const q = new Queue<unknown>(10);
+    const options = {
+      get timeout(): number {
+        q.put({ from: 'the options getter', n: [1, 2] });
+        return 1_000;
+      },
+    };
+    q.put({ from: 'the outer put', n: [3] }, options);
+    assert.equal(q.qsize(), 2);
+    assert.deepEqual(q.getNowait(), { from: 'the options getter', n: [1, 2] });
+    assert.deepEqual(q.getNowait(), { from: 'the outer put', n: [3] });
+  });
+
   it('a getter that submits to a pool while its object is put on a queue (re-entrant encode): the item arrives intact and the task runs', () => {
     using pool = new ThreadPoolExecutor({ maxWorkers: 1 });
     const q = new Queue<unknown>();

@@ -928,25 +928,23 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
    *   timeout (on a bounded queue, as CPython).
    */
   put(item: T, options?: QueueOptions): void {
-    const st = this._stage(STAGE, item, 'put');
     if (options === undefined) {
+      const st = this._stage(STAGE, item, 'put');
       if (this._putOnce(st) !== PUT_OK) this._putWait(st, true, undefined, 'put');
       return;
     }
-    try {
-      parseOptions(options, this._name, 'put');
-    } catch (error) {
-      unstage(st);
-      throw error;
-    }
+    // The options before the item is staged (as putAsync): a getter in them that puts on a
+    // queue uses STAGE and the option words itself.
+    parseOptions(options, this._name, 'put');
+    const block = optBlock;
+    const timeout = optTimeout;
     // CPython checks a negative timeout of a blocking put on a bounded queue before it looks
     // for room (after the shutdown check).
-    if (optBlock && optTimeout !== undefined && optTimeout < 0 && this._bounded()) {
-      unstage(st);
+    if (block && timeout !== undefined && timeout < 0 && this._bounded()) {
       if (this.isShutdown) throw new QueueShutDown();
       throw negativeTimeout(this._name, 'put');
     }
-    this._putWait(st, optBlock, optTimeout, 'put');
+    this._putWait(this._stage(STAGE, item, 'put'), block, timeout, 'put');
   }
 
   /** `put(item, { block: false })`. @throws QueueFull when full; QueueShutDown after shutdown. */
