@@ -372,6 +372,7 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
   /** Wakes this future's waiters and every wait()/asCompleted() sleeper; runs local callbacks. */
   private announce(state: number, sleepers: boolean): void {
     const i32 = this.i32;
+    // Only a change that took WAITED away can have sleepers (storeState); one that marks after it sees the new state.
     if (sleepers) Atomics.notify(i32, this.base + STATE);
     if (state === RUNNING) return;
     const inbox = Atomics.load(i32, this.base + LISTENER);
@@ -536,8 +537,13 @@ function addInboxWaiter(offset: number, resolve: () => void): void {
   else inboxWaiters.set(offset, [waiting, resolve]);
   // It may have completed before the listener was set, with nobody to tell us: check now.
   const h = heap();
-  if ((Atomics.load(h.i32, offset >> 2) & STATE_MASK) >= CANCELLED) resolveInboxWaiters(offset);
+  if (isDoneAt(h.i32, offset)) resolveInboxWaiters(offset);
   if (!draining) void drainInbox();
+}
+
+/** Whether the future at `offset` is done (for code that has its offset, not a wrapper). */
+function isDoneAt(i32: Int32Array, offset: number): boolean {
+  return (Atomics.load(i32, offset >> 2) & STATE_MASK) >= CANCELLED;
 }
 
 function resolveInboxWaiters(offset: number): void {
@@ -559,7 +565,7 @@ async function drainInbox(): Promise<void> {
       for (const offset of takeInboxOffsets(h)) {
         // A stale push (for a future we already resolved, whose block now holds a new future)
         // must not resolve anything: only a done future does.
-        if ((Atomics.load(h.i32, offset >> 2) & STATE_MASK) >= CANCELLED) resolveInboxWaiters(offset);
+        if (isDoneAt(h.i32, offset)) resolveInboxWaiters(offset);
       }
       if (inboxWaiters.size === 0) break;
       // Say we sleep, then sleep only while no push happened since we read the sequence. A
