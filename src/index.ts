@@ -36,3 +36,6 @@ export { LifoQueue } from './queue/lifo.js';
 export { PriorityQueue } from './queue/priority.js';
 export { SimpleQueue } from './queue/simple.js';
 export type { QueueOptions, QueueAsyncOptions, QueueJoinOptions } from './queue/core.js';
+
+// Last: in a bundle, a thread's isolate runs from here (runtime/bundled-worker.ts).
+import './runtime/bundled-worker.js';

@@ -13,6 +13,7 @@ import { ThreadError, describeError } from '../errors.js';
 import { heap } from '../shm/current.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
 import { dropReference, reviveUntracked } from '../shm/handles.js';
+import { holdProcess } from '../thread/registry.js';
 import { getNativeId } from '../thread/thread.js';
 import { addIsolateExitHook, importModule } from '../thread/body.js';
 import { Future } from './future.js';
@@ -39,6 +40,7 @@ addIsolateExitHook((code, uncaught) => {
         : new ThreadError(`an uncaught error ended the pool thread's isolate: ${describeError(uncaught)}`, { cause: uncaught });
     settle(running, error, true);
     dropReference(running._offset);
+    holdProcess(-1); // the task left the pool (registry.ts)
   }
   if (finishing) executor._queue.notFinishing();
   executor._threadDied();
@@ -81,6 +83,7 @@ function settle(future: Future, outcome: unknown, failed: boolean): void {
 
 /** The pool thread's body. */
 export async function runPoolThread(executor: ThreadPoolExecutor): Promise<void> {
+  executor._threadStarted();
   const state = (current = { executor, running: undefined as Future | undefined, finishing: false });
   try {
     const initializer = executor._initializer();
@@ -129,6 +132,7 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
     if (!runs) {
       dropArgs(h, record);
       dropReference(header.future);
+      holdProcess(-1); // the task left the pool (registry.ts)
       continue;
     }
     future._setRunner(me);
@@ -163,5 +167,8 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
     settle(future, outcome, failed);
     state.running = undefined;
     dropReference(header.future);
+    // Settled: the task no longer holds the process (registry.ts). After the settle, so a
+    // process whose main thread awaits nothing else exits only once the result is out.
+    holdProcess(-1);
   }
 }

@@ -33,6 +33,7 @@ import type { Heap } from '../shm/heap.js';
 import { futexWait } from '../shm/futex.js';
 import { Kind, type SharedObject, dropReference, reviveHandle } from '../shm/handles.js';
 import { mutexLockSlow, mutexTryLock, mutexUnlock } from '../shm/mutex.js';
+import { holdProcess } from '../thread/registry.js';
 
 export const LOCK = 0;
 const HEAD = 1;
@@ -197,11 +198,11 @@ export class TaskQueue {
     });
   }
 
-  /** Marks shutdown (and broken) and wakes every sleeping pool thread. */
-  close(broken: boolean): void {
+  /** Marks shutdown (and broken, when `broken` is non-zero: why, thread-pool.ts) and wakes every sleeping pool thread. */
+  close(broken: number): void {
     this.locked((i32) => {
       i32[this.base + SHUTDOWN] = 1;
-      if (broken) i32[this.base + BROKEN] = 1;
+      if (broken !== 0 && i32[this.base + BROKEN] === 0) i32[this.base + BROKEN] = broken;
       Atomics.add(i32, this.base + AVAILABLE, 1);
     });
     Atomics.notify(this.h.i32, this.base + AVAILABLE);
@@ -230,7 +231,10 @@ export class TaskQueue {
 
   /** Frees everything the queue holds (the executor's destructor). */
   destroy(): void {
-    for (const record of this.drain()) dropRecord(this.h, record);
+    for (const record of this.drain()) {
+      holdProcess(-1); // (registry.ts: a queued task holds the process until it leaves the pool)
+      dropRecord(this.h, record);
+    }
     dropReference(this.h.i32[this.base + RING]!);
     const table = this.h.i32[this.base + FUNCTIONS]! >> 2;
     for (let id = 0; id < this.h.i32[this.base + FN_COUNT]!; id++) dropReference(this.h.i32[table + id]!);

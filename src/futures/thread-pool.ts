@@ -14,6 +14,7 @@
  * | 17    | THREAD_LIST  | block of THREADS Thread offsets (one reference each)            |
  * | 18    | THREAD_CAP   | its capacity                                                    |
  * | 19    | REPLACE      | 1 when a thread ended abnormally (its replacement is due)       |
+ * | 20    | START_FAILS  | pool threads in a row whose isolate could not start             |
  *
  * The thread list and THREADS change only under the task queue's LOCK. A thread leaves the
  * list once it is STOPPED, at the next maintenance (_maintain: after shutdown's joins, when the
@@ -21,7 +22,14 @@
  * finds every thread that may still run a task.
  *
  * Threads are started lazily, as CPython does: a submit starts one when more tasks wait than
- * threads are idle, up to maxWorkers. Pool threads are daemon threads.
+ * threads are idle, up to maxWorkers. Pool threads are non-daemon threads, as in CPython, but
+ * what holds the process open is the pool's work, not its threads: each task counts from its
+ * submit until it is settled (registry.ts, holdProcess). A pool never shut down therefore
+ * lets the process exit once its work is done, and an idle pool never holds it.
+ *
+ * A pool whose threads cannot start (their isolate fails to load: a preload that throws, say)
+ * does not restart them without end: after MAX_START_FAILURES in a row it is broken, and
+ * every pending future fails with BrokenThreadPool naming the cause.
  */
 
 import { availableParallelism } from 'node:os';
@@ -29,13 +37,16 @@ import { inspect } from 'node:util';
 import { BrokenThreadPool, ThreadError, describeError } from '../errors.js';
 import { decodeValue, dropEncoded, encodeToBytes, forEachHandle } from '../shm/codec.js';
 import { deadlineAfter, describe, msUntil, timeoutOrZero } from '../shm/futex.js';
-import { type FunctionDescriptor, type ThreadFunction, describeFunction } from '../shm/functions.js';
+import { BUILTIN_MODULE, type FunctionDescriptor, type ThreadFunction, builtins, describeFunction } from '../shm/functions.js';
 import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs, wrapperFor } from '../shm/handles.js';
 import { S_ROOTS } from '../shm/heap.js';
 import { address } from '../sync/options.js';
-import { Thread, callerModule } from '../thread/thread.js';
+import { refuseWhileImporting } from '../thread/bootstrapping.js';
+import { holdProcess } from '../thread/registry.js';
+import { Thread, callerModule, keepProcessAlive } from '../thread/thread.js';
 import * as B from '../thread/thread-block.js';
 import { Future, onStalledWait } from './future.js';
+import { runPoolThread } from './pool-thread.js';
 import { BROKEN, NEEDS_THREAD, type PutResult, QUEUE_SLOTS, REFUSED, SHUTDOWN, TaskQueue, dropRecord, encodeRecord, recordFuture } from './task-queue.js';
 
 const MAX_WORKERS = QUEUE_SLOTS;
@@ -45,12 +56,25 @@ const STARTED = QUEUE_SLOTS + 3;
 const THREAD_LIST = QUEUE_SLOTS + 4;
 const THREAD_CAP = QUEUE_SLOTS + 5;
 const REPLACE = QUEUE_SLOTS + 6;
-const BLOCK_BYTES = (QUEUE_SLOTS + 7) * 4;
+const START_FAILS = QUEUE_SLOTS + 7;
+const BLOCK_BYTES = (QUEUE_SLOTS + 8) * 4;
+
+/** Pool threads in a row whose isolate could not start before the pool is broken. */
+const MAX_START_FAILURES = 3;
+
+/** Values of the task queue's BROKEN slot: why the pool is broken. */
+const BROKEN_BY_INITIALIZER = 1;
+const BROKEN_BY_START = 2;
+const BROKEN_MESSAGES: Record<number, string> = {
+  [BROKEN_BY_INITIALIZER]: 'A thread initializer failed, the thread pool is not usable anymore',
+  [BROKEN_BY_START]: "The pool's threads could not start, the thread pool is not usable anymore",
+};
 
 /** Root slot: pools created in the process (numbers default prefixes, like Thread-N). */
 const POOL_COUNTER = S_ROOTS + 10;
 
-const POOL_THREAD = { module: new URL('./pool-thread.js', import.meta.url).href, name: 'runPoolThread' };
+builtins.runPoolThread = runPoolThread;
+const POOL_THREAD = { module: BUILTIN_MODULE, name: 'runPoolThread' };
 
 /** Pools this thread has a wrapper for, by block: a stalled wait here maintains them (see maintain()). */
 const knownPools = new Map<number, WeakRef<ThreadPoolExecutor>>();
@@ -92,6 +116,8 @@ export class ThreadPoolExecutor extends SharedObject {
   #functionIds = new WeakMap<object, number>();
   #functionIdsByKey = new Map<string, number>();
   #settings: Settings | undefined;
+  /** Threads this wrapper started (its isolate is their parent: it alone sees how they ended). */
+  #startedHere = new Map<number, Thread>();
 
   /**
    * @throws RangeError when maxWorkers <= 0; TypeError for a bad initializer or initargs.
@@ -179,7 +205,7 @@ export class ThreadPoolExecutor extends SharedObject {
   shutdown(options: { wait?: boolean; cancelFutures?: boolean } = {}): void {
     if (typeof options !== 'object' || options === null) throw new TypeError(`ThreadPoolExecutor.shutdown(options): expected an options object, got ${describe(options)}`);
     // Closed first, as CPython does: a submit racing us is refused, or queued before and cancelled.
-    this._queue.close(false);
+    this._queue.close(0);
     if (options.cancelFutures) this.cancelPending();
     if (!(options.wait ?? true)) return;
     for (const thread of this.threadsToJoin()) thread.join();
@@ -213,12 +239,13 @@ export class ThreadPoolExecutor extends SharedObject {
     return settings.initializer === undefined ? undefined : { fn: settings.initializer, args: settings.initargs };
   }
 
-  /** @internal an initializer failed: the pool is broken, queued futures fail with BrokenThreadPool */
-  _breakPool(cause: unknown): void {
-    this._queue.close(true);
-    const message = 'A thread initializer failed, the thread pool is not usable anymore';
+  /** @internal an initializer failed (or threads cannot start): the pool is broken, queued futures fail with BrokenThreadPool */
+  _breakPool(cause: unknown, why = BROKEN_BY_INITIALIZER): void {
+    this._queue.close(why);
+    const message = `${BROKEN_MESSAGES[why]}${why === BROKEN_BY_START ? `: ${describeError(cause)}` : ''}`;
     const error = new BrokenThreadPool(message, { cause });
     for (const record of this._queue.drain()) {
+      holdProcess(-1); // the task leaves the pool: it no longer holds the process
       const future = recordFuture(this._heap, record) as Future;
       if (future.done()) continue; // cancelled meanwhile
       try {
@@ -244,17 +271,46 @@ export class ThreadPoolExecutor extends SharedObject {
    * `result()` is the only one left to start a replacement when its event loop cannot run).
    */
   _maintain(startThread = false): void {
+    // A blocked wait here cannot see our threads' isolates exit: look at them (thread.ts).
+    for (const thread of this.#startedHere.values()) thread._checkIsolateAlive(true);
     const removed = this.removeThreads((i32, offset) => Atomics.load(i32, (offset >> 2) + B.STATE) === B.STOPPED);
+    if (this.countStartFailures(removed)) return;
     // (REPLACE is a polled flag: exchange so that one maintenance acts on each death.)
-    const replace = Atomics.exchange(this._heap.i32, this.base + REPLACE, 0) === 1 || removed > 0 || startThread;
+    const replace = Atomics.exchange(this._heap.i32, this.base + REPLACE, 0) === 1 || removed.length > 0 || startThread;
     if (replace && this._queue.size() > 0) this.adjustThreadCount();
   }
 
-  /** Takes the listed threads that `match` off the list (dropping its references); returns how many. */
-  private removeThreads(match: (i32: Int32Array, offset: number) => boolean): number {
+  /** @internal a pool thread's body runs: its isolate started, so earlier start failures were not a pattern */
+  _threadStarted(): void {
+    // A count only _maintain reads: nobody sleeps on it.
+    Atomics.store(this._heap.i32, this.base + START_FAILS, 0);
+  }
+
+  /**
+   * Counts the removed threads whose isolate could not start; at MAX_START_FAILURES in a row
+   * the pool is broken (returns true) instead of starting them again without end.
+   */
+  private countStartFailures(removed: number[]): boolean {
+    let failure: Error | undefined;
+    let failures = 0;
+    for (const offset of removed) {
+      const thread = this.#startedHere.get(offset);
+      this.#startedHere.delete(offset);
+      if (thread?._startFailure === undefined) continue;
+      failure = thread._startFailure;
+      failures++;
+    }
+    if (failures === 0) return false;
+    if (Atomics.add(this._heap.i32, this.base + START_FAILS, failures) + failures < MAX_START_FAILURES) return false;
+    this._breakPool(failure, BROKEN_BY_START);
+    return true;
+  }
+
+  /** Takes the listed threads that `match` off the list (dropping its references); returns their offsets. */
+  private removeThreads(match: (i32: Int32Array, offset: number) => boolean): number[] {
     const removed = this._queue.locked((i32) => this.removeThreadsLocked(i32, (offset) => match(i32, offset)));
     for (const offset of removed) dropReference(offset);
-    return removed.length;
+    return removed;
   }
 
   /** Removes (under LOCK) the listed threads that `match`; returns them (each still holding the list's reference). */
@@ -331,25 +387,32 @@ export class ThreadPoolExecutor extends SharedObject {
   }
 
   private checkOpen(): void {
-    if (this._queue.get(BROKEN)) throw new BrokenThreadPool('A thread initializer failed, the thread pool is not usable anymore');
+    refuseWhileImporting('submit a task');
+    const broken = this._queue.get(BROKEN);
+    if (broken) throw new BrokenThreadPool(BROKEN_MESSAGES[broken] ?? BROKEN_MESSAGES[BROKEN_BY_INITIALIZER]!);
     if (this._queue.get(SHUTDOWN)) throw new ThreadError('cannot schedule new futures after shutdown');
   }
 
   /** Queues one task for `future`; refused (TypeError, or the pool closed meanwhile) it queues nothing. */
   private queueTask(future: Future<unknown>, id: number, args: unknown, chunked: boolean, root: string): void {
     const record = encodeRecord(this._heap, future, id, args, chunked, root);
+    // Counted before a pool thread can take it (and uncount it when it is settled).
+    holdProcess(1);
     let queued: PutResult;
     try {
       queued = this._queue.put(record);
     } catch (error) {
+      holdProcess(-1);
       dropRecord(this._heap, record); // the heap is full: nothing was queued
       throw error;
     }
     if (queued === REFUSED) {
       // Shut down or broken while the args were encoded: nothing was queued.
+      holdProcess(-1);
       recordFuture(this._heap, record);
       this.checkOpen();
     }
+    keepProcessAlive(); // (in the main thread: its keep-alive may have ended while the pool was idle)
     if (queued === NEEDS_THREAD) this.adjustThreadCount();
   }
 
@@ -391,20 +454,23 @@ export class ThreadPoolExecutor extends SharedObject {
       if (i32[this.base + THREADS]! >= i32[this.base + MAX_WORKERS]!) return undefined;
       const index = i32[this.base + STARTED]!;
       i32[this.base + STARTED] = index + 1;
-      const made = new Thread({ name: `${prefix}_${index}`, target: POOL_THREAD, args: [this], daemon: true });
+      const made = new Thread({ name: `${prefix}_${index}`, target: POOL_THREAD, args: [this], daemon: false });
+      // Non-daemon as in CPython, but its pool's work holds the process, not the thread (registry.ts).
+      Atomics.or(i32, (made._offset >> 2) + B.FLAGS, B.POOL);
       this.addThreadLocked(made._offset);
       return made;
     });
     if (thread === undefined) return;
     try {
-      thread.start();
+      thread._start();
     } catch (error) {
       this.removeThreads((_, offset) => offset === thread._offset); // it never started
       throw error;
     }
+    this.#startedHere.set(thread._offset, thread);
     // Its end, seen here, takes it off the list (and replaces it if it died under a task).
     void thread
-      .joinAsync()
+      ._whenEnded()
       .then(() => this._maintain())
       .catch((error: unknown) => process.stderr.write(`threadkit: ThreadPoolExecutor could not start a replacement thread: ${describeError(error)}\n`));
   }
@@ -430,7 +496,10 @@ export class ThreadPoolExecutor extends SharedObject {
   }
 
   private cancelPending(): void {
-    for (const record of this._queue.drain()) (recordFuture(this._heap, record) as Future).cancel();
+    for (const record of this._queue.drain()) {
+      holdProcess(-1); // the task leaves the pool: it no longer holds the process
+      (recordFuture(this._heap, record) as Future).cancel();
+    }
   }
 
   private submitMap(fn: unknown, rest: unknown[]): { futures: Future<unknown>[]; deadline: number; chunked: boolean } {

@@ -24,6 +24,12 @@ export interface ThreadInit {
 
 /** workerData of a new isolate. */
 export interface WorkerData {
+  /** Marks an isolate threadkit started (a bundled app's copy of threadkit then runs it: spawn.ts). */
+  threadkit: true;
+  /** The module the bootstrap imports: threadkit's worker entry, or the bundle that holds threadkit. */
+  entry: string;
+  /** The parent's `--import` and `--require` preloads, run by the bootstrap (spawn.ts). */
+  preloads: { kind: 'import' | 'require'; specifier: string }[];
   sab: SharedArrayBuffer;
   /** The isolate's mailbox block (pool.ts): where later threads are handed to it. */
   mailbox: number;
@@ -35,9 +41,14 @@ export interface WorkerData {
 /** Mailbox slots and states (pool.ts owns the protocol). */
 export const MAILBOX_STATE = 0;
 export const MAILBOX_INIT = 1;
-/** The isolate's output word and its parent's (output.ts). */
-export const MAILBOX_OUTPUT = 2;
-export const MAILBOX_BYTES = 16;
+/** The isolate's OS thread id, written by its bootstrap before anything can fail (spawn.ts). */
+export const MAILBOX_TID = 2;
+/** Length (UTF-16 units) of why the isolate could not load threadkit, or 0; the text follows. */
+export const MAILBOX_BOOT_ERROR = 3;
+export const MAILBOX_BOOT_TEXT = 4;
+/** Room for the boot error's text (UTF-16 units; longer texts are cut). */
+export const BOOT_TEXT_UNITS = 480;
+export const MAILBOX_BYTES = MAILBOX_BOOT_TEXT * 4 + BOOT_TEXT_UNITS * 2;
 export const BUSY = 0;
 export const IDLE = 1;
 export const ASSIGNED = 2;

@@ -3,8 +3,8 @@
  * thread ends, its isolate waits a while (`keepIdleMs`) for another thread to run, so that
  * `start()` + `join()` of a short thread costs microseconds instead.
  *
- * Each isolate has a mailbox block in the heap: [STATE, INIT, OUTPUT, OUTPUT_PARENT] (the
- * last two: output on its way to stdout, output.ts). The isolate stores IDLE and
+ * Each isolate has a mailbox block in the heap: [STATE, INIT, TID, BOOT_ERROR, boot error
+ * text] (the last three written by its bootstrap, spawn.ts). The isolate stores IDLE and
  * sleeps on STATE (Atomics.waitAsync, so its event loop stays free for its own children).
  * A parent hands it a thread by writing INIT, then compareExchange IDLE → ASSIGNED, then
  * notify; the isolate wakes, sees ASSIGNED and runs it. An isolate that waited long enough
@@ -21,9 +21,8 @@ import { encodeValue } from '../shm/codec.js';
 import { heap } from '../shm/current.js';
 import { futexWait } from '../shm/futex.js';
 import { Kind, dropReference } from '../shm/handles.js';
-import { ASSIGNED, BUSY, IDLE, MAILBOX_BYTES, MAILBOX_INIT, MAILBOX_OUTPUT, MAILBOX_STATE, type ThreadInit, type WorkerData } from './messages.js';
-import { forwardOutput, hasPendingOutput, ownOutputWord, settleOutput } from './output.js';
-import { workerEntry, workerExecArgv } from './spawn.js';
+import { ASSIGNED, BUSY, IDLE, MAILBOX_BOOT_ERROR, MAILBOX_BOOT_TEXT, MAILBOX_BYTES, MAILBOX_INIT, MAILBOX_STATE, MAILBOX_TID, type ThreadInit, type WorkerData } from './messages.js';
+import { BOOTSTRAP, workerEntry, workerExecArgv, workerPreloads } from './spawn.js';
 
 export interface PooledWorker {
   worker: Worker;
@@ -72,9 +71,6 @@ export function runOnIsolate(init: ThreadInit): PooledWorker {
   for (let i = idle.length - 1; i >= 0; i--) {
     const candidate = idle[i]!;
     if (candidate.stackBytes !== stackBytes) continue;
-    // A daemon thread may block the isolate before it has sent on what its last thread printed
-    // (a daemon's isolate does not hold the process for it, output.ts): leave that one idle.
-    if (init.daemon && hasPendingOutput((candidate.mailbox >> 2) + MAILBOX_OUTPUT)) continue;
     idle.splice(i, 1);
     if (handOver(candidate, init)) return candidate;
   }
@@ -108,15 +104,14 @@ function handOver(pooled: PooledWorker, init: ThreadInit): boolean {
 function spawnIsolate(init: ThreadInit): PooledWorker {
   const h = heap();
   const mailbox = h.alloc(MAILBOX_BYTES, Kind.Bytes);
-  const outputWord = (mailbox >> 2) + MAILBOX_OUTPUT;
-  h.i32[outputWord + 1] = ownOutputWord(); // the isolate reads it after it starts (workerData)
-  const data: WorkerData = { sab: h.sab, mailbox, keepIdleMs, first: init };
-  const options: ConstructorParameters<typeof Worker>[1] = { workerData: data, execArgv: workerExecArgv };
+  h.i32.fill(0, mailbox >> 2, (mailbox + MAILBOX_BYTES) >> 2); // a reused block may hold an old boot error
+  const data: WorkerData = { threadkit: true, entry: workerEntry, preloads: workerPreloads, sab: h.sab, mailbox, keepIdleMs, first: init };
+  const options: ConstructorParameters<typeof Worker>[1] = { eval: true, workerData: data, execArgv: workerExecArgv };
   // A worker isolate needs about 1 MiB of stack to load its modules: smaller sizes get that.
   if (stackBytes > 0) options.resourceLimits = { stackSizeMb: Math.max(stackBytes, MIN_STACK_BYTES) / (1024 * 1024) };
   let worker: Worker;
   try {
-    worker = new Worker(workerEntry, options);
+    worker = new Worker(BOOTSTRAP, options);
   } catch (error) {
     dropReference(mailbox);
     throw error;
@@ -124,7 +119,6 @@ function spawnIsolate(init: ThreadInit): PooledWorker {
   // Threads never hold the process open by themselves: the main thread's keep-alive counts
   // live non-daemon threads instead (thread.ts), as Python's shutdown does.
   worker.unref();
-  forwardOutput(worker, outputWord);
   const pooled: PooledWorker = { worker, mailbox, stackBytes, onExit: undefined, lastError: undefined };
   worker.on('error', (error) => {
     pooled.lastError = error;
@@ -133,7 +127,25 @@ function spawnIsolate(init: ThreadInit): PooledWorker {
     const at = idle.indexOf(pooled);
     if (at >= 0) idle.splice(at, 1);
     pooled.onExit?.(code, pooled.lastError);
-    settleOutput(worker, outputWord, () => dropReference(mailbox));
+    dropReference(mailbox);
   });
   return pooled;
+}
+
+/**
+ * Why the isolate could not load threadkit (its bootstrap wrote it, spawn.ts), or undefined.
+ * Read from any thread, without the isolate's exit event: a parent blocked in `join()` calls it.
+ */
+export function bootFailure(pooled: PooledWorker): string | undefined {
+  const h = heap();
+  const length = Atomics.load(h.i32, (pooled.mailbox >> 2) + MAILBOX_BOOT_ERROR);
+  if (length === 0) return undefined;
+  // The text was written before the length was stored: all of it is there.
+  const start = pooled.mailbox + MAILBOX_BOOT_TEXT * 4;
+  return String.fromCharCode(...new Uint16Array(h.sab, start, length));
+}
+
+/** The isolate's OS thread id once its bootstrap ran (-1 when it cannot tell), else undefined. */
+export function isolateTid(pooled: PooledWorker): number | undefined {
+  return Atomics.load(heap().i32, (pooled.mailbox >> 2) + MAILBOX_TID) || undefined;
 }

@@ -1,61 +1,56 @@
 /**
- * The entry of every isolate threadkit starts: attach the shared heap, run the first thread,
- * then wait in the mailbox for more threads (pool.ts) until idle for `keepIdleMs`.
+ * What every isolate threadkit starts runs, after its bootstrap (spawn.ts): attach the shared
+ * heap, run the first thread, then wait in the mailbox for more threads (pool.ts) until idle
+ * for `keepIdleMs`. Imported by the worker entry (worker-entry.ts) or, in a bundle, by the
+ * bundle's own copy of threadkit (bundled-worker.ts); it does nothing until `runIsolate()`.
  */
 
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { workerData } from 'node:worker_threads';
+import { ThreadError } from '../errors.js';
 import { attachThread, heap } from '../shm/current.js';
 import { decodeValue } from '../shm/codec.js';
 import { futexWait, futexWaitAsync, loopHolders } from '../shm/futex.js';
-import { ASSIGNED, BUSY, EXITED, IDLE, MAILBOX_INIT, MAILBOX_OUTPUT, MAILBOX_STATE, type ThreadInit, type WorkerData } from './messages.js';
-import { detachOutput, hasPendingOutput, initThreadOutput, ownOutputWord } from './output.js';
-
-const data = workerData as WorkerData;
-attachThread(data.sab, data.first.ident);
-// What this isolate prints reaches stdout through its parent: count it until it is written out.
-initThreadOutput((data.mailbox >> 2) + MAILBOX_OUTPUT);
-
-// The package registers every shared kind (so handles can be revived); the thread body runs targets.
-await import('../index.js');
-const { abandonThread, runThreadBody, hasLiveChildren, onIsolateExit } = await import('../thread/body.js');
-const { dropReference, releaseAllHeld } = await import('../shm/handles.js');
-const { ThreadError } = await import('../errors.js');
-
-const h = heap();
-const state = (data.mailbox >> 2) + MAILBOX_STATE;
-
-process.on('exit', (code) => {
-  // From now on no parent can hand us a thread (its compareExchange from IDLE fails). One
-  // handed over and not yet taken (we died idle) ends with an error instead of never starting.
-  if (Atomics.exchange(h.i32, state, EXITED) === ASSIGNED) {
-    abandonThread(readAssigned(), new ThreadError(`the isolate the thread was handed to ended (exit code ${code}) before the thread could start`));
-  }
-  Atomics.notify(h.i32, state); // a parent waiting for our BUSY to end sees EXITED
-  onIsolateExit(code);
-  releaseAllHeld();
-});
+import { dropReference, releaseAllHeld } from '../shm/handles.js';
+import { abandonThread, hasLiveChildren, onIsolateExit, runThreadBody } from '../thread/body.js';
+import { ASSIGNED, BUSY, EXITED, IDLE, MAILBOX_INIT, MAILBOX_STATE, type ThreadInit, type WorkerData } from './messages.js';
+import { writeOutputDirectly } from './output.js';
 
 /** How long an idle isolate blocks (event loop paused) for a next thread before waiting asynchronously. */
 const SYNC_IDLE_MS = 2;
 /** …of which it spins this long (µs): a next thread usually comes sooner than a futex wake-up would. */
 const SPIN_IDLE_MICROS = 300;
 
-let next: ThreadInit | undefined = data.first;
-while (next !== undefined) {
-  // A daemon thread may block this isolate for good: then what passes through it must not hold the process.
-  if (next.daemon) detachOutput(true);
-  await runThreadBody(next);
-  if (next.daemon) detachOutput(false);
-  next = await waitForNextThread();
+let data: WorkerData;
+let state = 0;
+
+/** Runs this isolate's threads, then ends the isolate. Every shared kind must be registered first (index.ts). */
+export async function runIsolate(): Promise<never> {
+  data = workerData as WorkerData;
+  attachThread(data.sab, data.first.ident);
+  // What threads print goes straight to fd 1 and 2, in the order it was printed (output.ts).
+  writeOutputDirectly();
+  const h = heap();
+  state = (data.mailbox >> 2) + MAILBOX_STATE;
+  process.on('exit', (code) => {
+    // From now on no parent can hand us a thread (its compareExchange from IDLE fails). One
+    // handed over and not yet taken (we died idle) ends with an error instead of never starting.
+    if (Atomics.exchange(h.i32, state, EXITED) === ASSIGNED) {
+      abandonThread(readAssigned(), new ThreadError(`the isolate the thread was handed to ended (exit code ${code}) before the thread could start`));
+    }
+    Atomics.notify(h.i32, state); // a parent waiting for our BUSY to end sees EXITED
+    onIsolateExit(code);
+    releaseAllHeld();
+  });
+  let next: ThreadInit | undefined = data.first;
+  while (next !== undefined) {
+    await runThreadBody(next);
+    next = await waitForNextThread();
+  }
+  // Everything printed was written synchronously: nothing is on its way.
+  process.exit(0);
 }
-await new Promise((resolve) => process.stdout.write('', resolve));
-await new Promise((resolve) => process.stderr.write('', resolve));
-// What this isolate (or its child isolates) printed is forwarded by the parent asynchronously:
-// exiting before the parent has taken it could lose it (output.ts counts it until then).
-while (hasPendingOutput(ownOutputWord())) await new Promise((resolve) => setTimeout(resolve, 5));
-process.exit(0);
 
 /** A full collection in this isolate (Node's gc, reached without --expose-gc on the command line). */
 function collectGarbage(): void {
@@ -88,6 +83,7 @@ function leftovers(): number {
  * hands us a thread; the leftovers run to completion, as in a Node worker, then we end.
  */
 async function retire(): Promise<undefined> {
+  const h = heap();
   Atomics.store(h.i32, state, EXITED);
   Atomics.notify(h.i32, state); // a parent waiting for our BUSY to end sees EXITED
   // Checked before each poll timer is made (the previous one has fired): it is not counted.
@@ -97,6 +93,7 @@ async function retire(): Promise<undefined> {
 
 /** Parks the isolate until a parent hands it a thread, or it has idled long enough (then undefined). */
 async function waitForNextThread(): Promise<ThreadInit | undefined> {
+  const h = heap();
   if (leftovers() > 0) return retire();
   if (data.keepIdleMs <= 0 && !hasLiveChildren()) return undefined;
   // Publish IDLE, then wake a parent that waits for us to finish the epilogue.
@@ -122,12 +119,13 @@ async function waitForNextThread(): Promise<ThreadInit | undefined> {
 }
 
 function takeAssigned(): ThreadInit {
-  Atomics.store(h.i32, state, BUSY);
+  Atomics.store(heap().i32, state, BUSY);
   return readAssigned();
 }
 
 /** The thread a parent handed over (the mailbox's INIT block, freed here). */
 function readAssigned(): ThreadInit {
+  const h = heap();
   const block = h.i32[(data.mailbox >> 2) + MAILBOX_INIT]!;
   h.ensureMapped(h.topBytes());
   try {

@@ -22,6 +22,13 @@ export interface ModuleFunction {
   name: string;
 }
 
+/**
+ * threadkit's own module functions and Thread subclasses (the pool thread's body, Timer): found
+ * by name in this table instead of by importing a file, so that they work from a bundle too.
+ */
+export const BUILTIN_MODULE = 'threadkit:builtin';
+export const builtins: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+
 /** A function whose body uses only its parameters, globals and `await import(...)`. */
 export type SelfContainedFunction = (...args: any[]) => unknown;
 

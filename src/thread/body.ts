@@ -8,10 +8,11 @@
 import { ThreadError, describeError } from '../errors.js';
 import { setCurrentIdent, heap } from '../shm/current.js';
 import { decodeValue, dropEncoded } from '../shm/codec.js';
-import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
+import { BUILTIN_MODULE, type FunctionDescriptor, builtins, compileSource, explainMissingName } from '../shm/functions.js';
 import { dropReference, rememberIdentity, reviveAs } from '../shm/handles.js';
 import type { ThreadInit } from '../runtime/messages.js';
-import { inheritTypescriptLoader, typescriptLoader } from '../runtime/spawn.js';
+import { bundled, inheritTypescriptLoader, typescriptLoader, workerEntry } from '../runtime/spawn.js';
+import { guardImport } from './bootstrapping.js';
 import { clearThreadLocals } from './local.js';
 import * as B from './thread-block.js';
 import { Thread, claimEnding, getNativeId, publishStopped, setCurrentThread, storeEncoded, storeException } from './thread.js';
@@ -69,9 +70,17 @@ const TYPESCRIPT_FILE = /\.(ts|mts|cts|tsx)(\?.*)?$/;
 
 /** Imports a module in this thread, installing the TypeScript loader first when it needs it. */
 export async function importModule(url: string, what: string): Promise<Record<string, unknown>> {
+  if (url === BUILTIN_MODULE) return builtins;
+  if (bundled && url === workerEntry) {
+    // The bundle is this isolate's entry, held at its top-level await (bundled-worker.ts): an
+    // import of it would wait for that await to end, for ever.
+    throw new TypeError(
+      `${what}: module ${url} is the bundle that holds threadkit; a thread cannot import it. In a bundled app, use a self-contained function, or keep the module that exports the function or Thread subclass out of the bundle`,
+    );
+  }
   if (TYPESCRIPT_FILE.test(url)) await loadTypeScript(typescriptLoader);
   try {
-    return (await import(url)) as Record<string, unknown>;
+    return await guardImport(url, what, () => import(url) as Promise<Record<string, unknown>>);
   } catch (error) {
     throw new TypeError(`${what}: cannot import module ${url}: ${(error as Error).message}`, { cause: error });
   }

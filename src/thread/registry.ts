@@ -10,8 +10,10 @@
  * | +0   | LOCK       | mutex word guarding the list                                   |
  * | +1   | HEAD       | first thread block of the live list (each holds a reference)   |
  * | +2   | LIVE       | number of blocks in the list                                   |
- * | +3   | NON_DAEMON | live non-daemon threads other than main (futex word: the main  |
- * |      |            | thread's keep-alive sleeps on it; changers notify)             |
+ * | +3   | NON_DAEMON | what holds the process: live non-daemon threads other than     |
+ * |      |            | main and pool threads, plus pool tasks queued or running       |
+ * |      |            | (futex word: the main thread's keep-alive sleeps on it;        |
+ * |      |            | changers notify)                                               |
  * | +4   | MAIN       | the main thread's block                                        |
  */
 
@@ -19,7 +21,7 @@ import { heap } from '../shm/current.js';
 import { S_ROOTS } from '../shm/heap.js';
 import { mutexLockSlow, mutexTryLock, mutexUnlock } from '../shm/mutex.js';
 import { dropReference } from '../shm/handles.js';
-import { DAEMON, FLAGS, MAIN, NEXT, PREV } from './thread-block.js';
+import { DAEMON, FLAGS, MAIN, NEXT, POOL, PREV } from './thread-block.js';
 
 const LOCK = S_ROOTS;
 const HEAD = S_ROOTS + 1;
@@ -51,11 +53,20 @@ export function registerThread(block: number): void {
     i32[HEAD] = block;
     i32[LIVE] = i32[LIVE]! + 1;
   });
-  if ((h.i32[(block >> 2) + FLAGS]! & (DAEMON | MAIN)) === 0) {
-    // The main thread's keep-alive sleeps on this word: change it, then wake it.
-    Atomics.add(h.i32, NON_DAEMON, 1);
-    Atomics.notify(h.i32, NON_DAEMON);
-  }
+  if ((h.i32[(block >> 2) + FLAGS]! & (DAEMON | MAIN | POOL)) === 0) holdProcess(1);
+}
+
+/**
+ * Counts `n` (±1) things that hold the process open: a non-daemon thread, or a pool task
+ * queued or running (a pool never shut down lets the process exit once its work is done, as
+ * CPython's does at exit, and an idle pool never holds it).
+ */
+export function holdProcess(n: number): void {
+  const i32 = heap().i32;
+  // The main thread's keep-alive sleeps on this word while it holds the non-zero value it
+  // read, and cares only for 0: whoever brings it to 0 stored it before this notify, so the
+  // keep-alive sees the 0 before it sleeps or is woken. (Other changes need no notify.)
+  if (Atomics.add(i32, NON_DAEMON, n) + n === 0) Atomics.notify(i32, NON_DAEMON);
 }
 
 /** Removes a stopped thread's block from the live list, once (returns false if it was not there). */
@@ -79,10 +90,7 @@ export function unregisterThread(block: number): boolean {
     return true;
   });
   if (!removed) return false;
-  if ((h.i32[(block >> 2) + FLAGS]! & (DAEMON | MAIN)) === 0) {
-    Atomics.sub(h.i32, NON_DAEMON, 1);
-    Atomics.notify(h.i32, NON_DAEMON);
-  }
+  if ((h.i32[(block >> 2) + FLAGS]! & (DAEMON | MAIN | POOL)) === 0) holdProcess(-1);
   dropReference(block);
   return true;
 }

@@ -8,7 +8,8 @@
  * | 1      | IDENT     | the thread's ident (0 before start)                                  |
  * | 2      | NATIVE_ID | the OS thread id, written by the thread                              |
  * | 3      | RESULT    | encoded `{ fields }` the thread hands back (one reference), or 0     |
- * | 4      | FLAGS     | DAEMON 1, MAIN 2, ENDING 4 (claimed by whoever ends the thread)      |
+ * | 4      | FLAGS     | DAEMON 1, MAIN 2, ENDING 4 (claimed by whoever ends the thread),     |
+ * |        |           | POOL 8 (a pool thread: its pool's work holds the process, not it)    |
  * | 5      | EXCEPTION | encoded error that escaped run() (one reference), or 0               |
  * | 6      | PARENT    | ident of the thread that started it                                 |
  * | 7, 8   | NEXT/PREV | links of the live-thread list (registry.ts), guarded by its mutex    |
@@ -43,6 +44,7 @@ export const STOPPED = 2;
 export const DAEMON = 1;
 export const MAIN = 2;
 export const ENDING = 4;
+export const POOL = 8;
 
 export function writeName(h: Heap, block: number, name: string): void {
   // Cut at NAME_BYTES; `write` never splits a multi-byte character.

@@ -20,9 +20,10 @@ import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZ
 import { type FunctionDescriptor, type ThreadFunction, compileSource, describeFunction } from '../shm/functions.js';
 import { Kind, SharedObject, dropReference, isReviving, registerKind, rememberIdentity, reviveAs, wrapperFor } from '../shm/handles.js';
 import type { ThreadInit } from '../runtime/messages.js';
-import { ownOutputWord } from '../runtime/output.js';
-import { type PooledWorker, releaseIsolate, runOnIsolate } from '../runtime/pool.js';
-import { typescriptLoader } from '../runtime/spawn.js';
+import { writeOutputDirectly } from '../runtime/output.js';
+import { type PooledWorker, bootFailure, isolateTid, releaseIsolate, runOnIsolate } from '../runtime/pool.js';
+import { bundled, typescriptLoader } from '../runtime/spawn.js';
+import { refuseWhileImporting } from './bootstrapping.js';
 import { reportThreadException } from './excepthook.js';
 import { MAIN_BLOCK, NON_DAEMON, liveCount, liveThreadBlocks, registerThread, unregisterThread } from './registry.js';
 import * as B from './thread-block.js';
@@ -129,6 +130,13 @@ export class Thread<R = unknown> extends SharedObject {
    */
   start(): void {
     if (this.state() !== B.INITIAL || this.#isParent) throw new ThreadError('threads can only be started once');
+    refuseWhileImporting('start a thread');
+    this._start();
+  }
+
+  /** @internal start() without the import guard: a pool starts its threads from its event loop, which may run during an import. */
+  _start(): void {
+    if (this.state() !== B.INITIAL || this.#isParent) throw new ThreadError('threads can only be started once');
     const subclass = this.#subclassInit();
     const args = encodeToBytes(this.#args, 'args');
     const h = this._heap;
@@ -156,7 +164,15 @@ export class Thread<R = unknown> extends SharedObject {
     this.#isolate.onExit = (code, error) => this.#isolateExited(code, error);
     childrenAlive++;
     keepProcessAlive();
-    void this.#watchForEnd();
+    writeOutputDirectly(); // the main thread's lines and the threads' share one order from now on
+    this.#ending = this.#watchForEnd();
+  }
+
+  #ending: Promise<void> | undefined;
+
+  /** @internal In the parent: settles once the thread has ended and its end was handled (never rejects, never holds the loop for a pool thread). */
+  _whenEnded(): Promise<void> {
+    return this.#ending ?? Promise.resolve();
   }
 
   /** What the thread runs. Override in a subclass; the default calls the target with the args. */
@@ -179,10 +195,11 @@ export class Thread<R = unknown> extends SharedObject {
     // Sleep only while the state word says STARTED; the thread stores STOPPED, then notifies.
     while (this.state() === B.STARTED) {
       const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS);
-      if (futexWait(this.i32, this.base + B.STATE, B.STARTED, slice, JOIN_SPIN_MICROS) === 'timed-out') {
-        this.#checkIsolateAlive();
-        if (msUntil(deadline) === 0) break;
-      }
+      const woke = futexWait(this.i32, this.base + B.STATE, B.STARTED, slice, JOIN_SPIN_MICROS);
+      // A wake-up with the thread still STARTED may come from its isolate's bootstrap failing
+      // (spawn.ts): look at the isolate then, and after every slice (a death nobody announces).
+      if (this.state() === B.STARTED) this._checkIsolateAlive(woke === 'timed-out');
+      if (woke === 'timed-out' && msUntil(deadline) === 0) break;
     }
     if (this.state() === B.STOPPED) this.#afterEnd();
   }
@@ -281,24 +298,51 @@ export class Thread<R = unknown> extends SharedObject {
   async #watchForEnd(): Promise<void> {
     // A non-daemon thread holds this isolate's event loop open until it ends (so its error is
     // still reported if it fails after the main code finished); a daemon thread must not.
-    const holdLoop = !this.daemon;
+    // (A pool thread holds it through the pool's work instead, registry.ts.)
+    const holdLoop = !this.daemon && (Atomics.load(this.i32, this.base + B.FLAGS) & B.POOL) === 0;
     while (this.state() === B.STARTED) await futexWaitAsync(this.i32, this.base + B.STATE, B.STARTED, Infinity, undefined, holdLoop);
     this.#afterEnd();
   }
 
   #isolateExited(code: number, error: Error | undefined): void {
     if (this.state() === B.STARTED) {
-      this._markDead(error ?? new ThreadError(`the thread's isolate exited with code ${code} before the thread ended`));
+      const failure = this.#isolate === undefined ? undefined : bootFailure(this.#isolate);
+      this._markDead(failure !== undefined ? this.#cannotStart(failure) : (error ?? new ThreadError(`the thread's isolate exited with code ${code} before the thread ended`)));
     }
     this.#isolate = undefined;
     this.#afterEnd();
   }
 
-  /** A blocked join cannot see the isolate's exit event: check that its OS thread still exists. */
-  #checkIsolateAlive(): void {
-    const tid = this.nativeId;
-    if (tid === undefined || existsSync(`/proc/self/task/${tid}`)) return;
+  /**
+   * @internal In the parent, whose blocked waits cannot see the isolate's exit event: ends the
+   * thread with an error when its isolate could not load threadkit, or (`checkOsThread`, a
+   * /proc lookup) when its OS thread is gone.
+   */
+  _checkIsolateAlive(checkOsThread: boolean): void {
+    const isolate = this.#isolate;
+    if (isolate === undefined || this.state() !== B.STARTED) return;
+    const failure = bootFailure(isolate);
+    if (failure !== undefined) {
+      this._markDead(this.#cannotStart(failure));
+      return;
+    }
+    if (!checkOsThread) return;
+    const tid = this.nativeId ?? isolateTid(isolate);
+    if (tid === undefined || tid < 0 || existsSync(`/proc/self/task/${tid}`)) return;
     this._markDead(new ThreadError(`the thread's isolate died (OS thread ${tid} is gone): out of memory or killed`));
+  }
+
+  #cannotStart(why: string): ThreadError {
+    const error = new ThreadError(`thread ${this.#name} could not start: its isolate failed to load threadkit: ${why}`);
+    this.#startFailure = error;
+    return error;
+  }
+
+  #startFailure: ThreadError | undefined;
+
+  /** @internal set in the parent when the thread's isolate could not load threadkit (the pool counts these) */
+  get _startFailure(): ThreadError | undefined {
+    return this.#startFailure;
   }
 }
 
@@ -479,28 +523,21 @@ export function readNativeId(): number {
 let keepingAlive = false;
 
 /**
- * In the main thread: hold the event loop open while any non-daemon thread lives (threads'
- * isolates are unref'd), so Node exits when only daemon threads are left, as Python does; then
- * while what ended threads printed is still on its way to stdout (output.ts).
+ * In the main thread: hold the event loop open while any non-daemon thread lives or a pool
+ * has work queued or running (threads' isolates are unref'd, registry.ts counts both), so Node
+ * exits when only daemon threads and idle pools are left, as Python does. What threads print
+ * is written at once (output.ts): nothing else is on its way at exit.
  */
-function keepProcessAlive(): void {
+export function keepProcessAlive(): void {
   if (keepingAlive || !isHeapCreator()) return;
   keepingAlive = true;
-  const output = ownOutputWord();
   void (async () => {
     const h = heap();
     for (;;) {
       const live = Atomics.load(h.i32, NON_DAEMON);
-      if (live !== 0) {
-        // futexWaitAsync holds the loop open while it waits; changers of the count notify.
-        await futexWaitAsync(h.i32, NON_DAEMON, live, Infinity);
-        continue;
-      }
-      // Output still on its way counts here (a thread counts it before it ends); whoever takes
-      // the word to 0 stores it, then notifies: we sleep only while it holds `pending`.
-      const pending = Atomics.load(h.i32, output);
-      if (pending === 0) break;
-      await futexWaitAsync(h.i32, output, pending, Infinity);
+      if (live === 0) break;
+      // futexWaitAsync holds the loop open while it waits; changers of the count notify.
+      await futexWaitAsync(h.i32, NON_DAEMON, live, Infinity);
     }
     keepingAlive = false;
   })();
@@ -516,7 +553,7 @@ function defaultName(target: FunctionDescriptor | undefined): string {
 }
 
 /** threadkit's own files: its build, and its sources (stack frames point there under source maps). */
-const THREADKIT_FILES = [new URL('..', import.meta.url).href, new URL('../../src/', import.meta.url).href];
+const THREADKIT_FILES = bundled ? [] : [new URL('..', import.meta.url).href, new URL('../../src/', import.meta.url).href];
 
 function isThreadkitFrame(url: string): boolean {
   return THREADKIT_FILES.some((prefix) => url.startsWith(prefix));

@@ -3,13 +3,13 @@
  */
 
 import { Event } from '../sync/event.js';
-import type { ThreadFunction } from '../shm/functions.js';
+import { BUILTIN_MODULE, type ThreadFunction, builtins } from '../shm/functions.js';
 import { describe } from '../shm/futex.js';
 import { Thread } from './thread.js';
 
 export class Timer extends Thread {
-  /** Where threads import this class from (stack frames may point at the sources instead). */
-  static override module = import.meta.url;
+  /** Threads find this class in threadkit's own table (functions.ts), also inside a bundle. */
+  static override module = BUILTIN_MODULE;
 
   /** Set by `cancel()`; the timer thread waits on it for the interval. */
   finished: Event;
@@ -39,3 +39,5 @@ export class Timer extends Thread {
     return super.run();
   }
 }
+
+builtins.Timer = Timer;
