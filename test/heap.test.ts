@@ -89,3 +89,31 @@ describe('shared heap', () => {
     last.release();
   });
 });
+
+describe('memory freed at one size serves every size (buddy allocator)', () => {
+  it('bursts of every size through a 16 MiB heap: each drains back, and afterwards Locks fill nearly the whole heap', async () => {
+    const { runNode, show } = await import('./fixtures/run-node.js');
+    const run = await runNode('heap-bursts.ts', [], { nodeArgs: ['--expose-gc'], timeoutMs: 120_000, env: { THREADKIT_HEAP_MAX: '16m' } });
+    assert.equal(run.code, 0, show(run));
+    const steps = new Map<string, { used: number; max: number; items?: number; message?: string }>();
+    for (const line of run.stdout.trim().split('\n')) {
+      const step = JSON.parse(line) as { step: string; used: number; max: number; items?: number; message?: string };
+      steps.set(step.step, step);
+    }
+    const max = 16 * 1024 * 1024;
+    for (const chars of [8, 100, 1_000, 10_000, 100_000, 1_000_000, 3]) {
+      const full = steps.get(`full of ${chars}-char items`)!;
+      assert.ok(full.items! > 0, `no ${chars}-char item fit\n${show(run)}`);
+      assert.match(full.message!, /threadkit heap exhausted: no room for a block of \d+ bytes/);
+      // Large items fill the heap; small ones stop when the queue's ring cannot double.
+      if (chars >= 10_000) assert.ok(full.used > 0.85 * max, `${chars}-char items filled only ${full.used} bytes\n${show(run)}`);
+      assert.ok(steps.get(`drained ${chars}-char items`)!.used < 64 * 1024, show(run));
+    }
+    const locks = steps.get('full of Locks')!;
+    assert.ok(locks.used > 0.99 * max, `Locks filled only ${locks.used} of ${max} bytes after the bursts\n${show(run)}`);
+    assert.match(locks.message!, /no room for a block of 16 bytes/);
+    assert.equal(steps.get('Locks dropped')!.used, 0, show(run));
+    assert.equal(steps.get('65k Locks made and dropped')!.used, 0, show(run));
+    assert.ok(steps.get('full of 1000-char items again')!.items! >= steps.get('full of 1000-char items')!.items!, show(run));
+  });
+});

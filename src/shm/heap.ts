@@ -13,7 +13,7 @@
  * |------|------------------|-------------------------------------------------------|
  * | 0    | MAGIC            | marks a threadkit heap                                |
  * | 1    | ALLOC_LOCK       | futex mutex guarding the free lists and TOP (0/1/2)   |
- * | 2    | TOP              | bump pointer: first byte never handed out             |
+ * | 2    | TOP              | bump pointer: end of the carved part of the buffer    |
  * | 3    | USED_BYTES       | bytes in live blocks (headers included)               |
  * | 4    | NEXT_IDENT       | last thread ident handed out                          |
  * | 5    | NEXT_THREAD_NO   | last N used in a "Thread-N" name                      |
@@ -22,9 +22,21 @@
  * | 8..  | ROOTS            | offsets of process-wide singletons (thread table, …)  |
  * | 32+k | FREE_HEAD[k]     | head of the free list of size class k (2^k bytes)     |
  *
- * Block layout: an 8-byte header, then the payload (8-aligned; the payload offset is the
- * handle). Header slot 0 is the reference count, slot 1 packs `kind << 8 | sizeClass`.
- * A free block stores the next free block's payload offset in its first payload slot.
+ * Block layout: an 8-byte header, then the payload (the payload offset is the handle). Header
+ * slot 0 is the reference count, slot 1 packs `kind << 8 | sizeClass`.
+ *
+ * The allocator is a buddy system over payload offsets: a block of class k (2^k bytes, header
+ * included) has its payload offset aligned to 2^k, and its buddy is the block at
+ * `payload XOR 2^k`. Freeing a block whose buddy is free merges the two into a block of class
+ * k + 1, and so on up; allocating from an empty class splits a larger free block. So memory
+ * freed at one size serves every size: after a burst of 1 KB items drains, a Lock or a 100 MB
+ * item finds its room. Below TOP every byte (from FIRST_PAYLOAD - 8) belongs to exactly one
+ * block, live or free; above it nothing has been handed out, and a freed block that ends at
+ * TOP lowers TOP instead of going to a list.
+ *
+ * A free block is tagged FREE_KIND in its header and sits on its class's doubly linked list:
+ * payload slot 0 is the next free block, slot 1 the previous (0 = none). Every list, every
+ * header of a free block and TOP change only under ALLOC_LOCK.
  */
 
 import { ThreadError } from '../errors.js';
@@ -47,6 +59,10 @@ const S_FREE_HEAD = 32;
 const BLOCK_HEADER = 8;
 const MIN_CLASS = 4; // 16-byte blocks: 8 of header, 8 of payload
 const MAX_CLASS = 30;
+/** The lowest payload offset (the heap header lies below it); aligned for the buddy system. */
+const FIRST_PAYLOAD = 1024;
+/** The kind a free block carries in its header (no real kind is this large). */
+const FREE_KIND = 0xffff;
 
 const DEFAULT_INITIAL = 4 * 1024 * 1024;
 const DEFAULT_MAX = 1024 * 1024 * 1024;
@@ -99,7 +115,7 @@ export class Heap {
     const sab = new SharedArrayBuffer(roundUp(Math.max(initialBytes, 64 * 1024), 8), { maxByteLength: roundUp(maxBytes, 8) });
     const i32 = new Int32Array(sab, 0, HEADER_BYTES / 4);
     i32[S_MAGIC] = MAGIC;
-    i32[S_TOP] = HEADER_BYTES;
+    i32[S_TOP] = FIRST_PAYLOAD - BLOCK_HEADER;
     return new Heap(sab);
   }
 
@@ -140,8 +156,8 @@ export class Heap {
 
   /**
    * Allocates a block with `payloadBytes` of zeroed payload, reference count 1, tagged `kind`.
-   * Returns the payload offset (8-aligned).
-   * @throws HeapExhaustedError when the heap is at its maximum size.
+   * Returns the payload offset (aligned to min(block size, 2^30), so at least 16).
+   * @throws HeapExhaustedError when no free block is large enough and the heap is at its maximum size.
    */
   alloc(payloadBytes: number, kind: number): number {
     const sizeClass = classFor(payloadBytes + BLOCK_HEADER);
@@ -149,17 +165,13 @@ export class Heap {
     this.lockAllocator();
     let offset: number;
     try {
+      this.ensureMapped(this.i32[S_TOP]!);
+      offset = this.takeFree(sizeClass) || this.carve(sizeClass);
       const i32 = this.i32;
-      const head = i32[S_FREE_HEAD + sizeClass]!;
-      if (head !== 0) {
-        this.ensureMapped(head - BLOCK_HEADER + blockBytes);
-        offset = head;
-        i32[S_FREE_HEAD + sizeClass] = this.i32[offset >> 2]!;
-      } else {
-        offset = this.bumpAllocate(blockBytes) + BLOCK_HEADER;
-      }
-      this.i32[S_USED] = this.i32[S_USED]! + blockBytes;
-      this.i32[S_LIVE_BLOCKS] = this.i32[S_LIVE_BLOCKS]! + 1;
+      // Tagged live under the lock: a free() that looks at this block as its buddy sees it taken.
+      i32[((offset - BLOCK_HEADER) >> 2) + 1] = (kind << 8) | sizeClass;
+      i32[S_USED] = i32[S_USED]! + blockBytes;
+      i32[S_LIVE_BLOCKS] = i32[S_LIVE_BLOCKS]! + 1;
     } finally {
       this.unlockAllocator();
     }
@@ -168,10 +180,8 @@ export class Heap {
     } else {
       this.u8.fill(0, offset, offset - BLOCK_HEADER + blockBytes);
     }
-    const h = (offset - BLOCK_HEADER) >> 2;
-    this.i32[h + 1] = (kind << 8) | sizeClass;
     // The store of the count publishes the block; readers get the offset only after this.
-    Atomics.store(this.i32, h, 1);
+    Atomics.store(this.i32, (offset - BLOCK_HEADER) >> 2, 1);
     return offset;
   }
 
@@ -207,39 +217,101 @@ export class Heap {
     return before === 1;
   }
 
-  /** Returns a block (whose count reached zero) to its size class's free list. */
+  /** Returns a block (whose count reached zero) to the allocator, merged with its free buddies. */
   free(offset: number): void {
-    const h = (offset - BLOCK_HEADER) >> 2;
-    const sizeClass = this.i32[h + 1]! & 0xff;
+    let sizeClass = this.i32[((offset - BLOCK_HEADER) >> 2) + 1]! & 0xff;
+    const blockBytes = 2 ** sizeClass;
     this.lockAllocator();
     try {
-      this.i32[offset >> 2] = this.i32[S_FREE_HEAD + sizeClass]!;
-      this.i32[S_FREE_HEAD + sizeClass] = offset;
-      this.i32[S_USED] = this.i32[S_USED]! - 2 ** sizeClass;
-      this.i32[S_LIVE_BLOCKS] = this.i32[S_LIVE_BLOCKS]! - 1;
+      const i32 = this.i32;
+      this.ensureMapped(i32[S_TOP]!);
+      i32[S_USED] = i32[S_USED]! - blockBytes;
+      i32[S_LIVE_BLOCKS] = i32[S_LIVE_BLOCKS]! - 1;
+      const topPayload = i32[S_TOP]! + BLOCK_HEADER;
+      while (sizeClass < MAX_CLASS) {
+        const buddy = offset ^ (2 ** sizeClass);
+        if (buddy < FIRST_PAYLOAD || buddy + 2 ** sizeClass > topPayload) break;
+        if (i32[((buddy - BLOCK_HEADER) >> 2) + 1] !== ((FREE_KIND << 8) | sizeClass)) break;
+        this.unlinkFree(buddy, sizeClass);
+        offset = Math.min(offset, buddy);
+        sizeClass++;
+      }
+      if (offset + 2 ** sizeClass === topPayload) {
+        i32[S_TOP] = offset - BLOCK_HEADER; // the free block is the last one: uncarve it
+      } else {
+        this.pushFree(offset, sizeClass);
+      }
     } finally {
       this.unlockAllocator();
     }
   }
 
-  private bumpAllocate(blockBytes: number): number {
-    // Blocks are aligned to min(blockBytes, 64) so that Float64 and BigInt64 fields line up.
-    const align = Math.min(blockBytes, 64);
-    const start = roundUp(this.i32[S_TOP]! + BLOCK_HEADER, align) - BLOCK_HEADER;
-    const end = start + blockBytes;
-    if (end > this.sab.byteLength) this.grow(end);
-    // Another thread may have grown the buffer already: make sure our views reach the block.
-    this.ensureMapped(end);
-    this.i32[S_TOP] = end;
-    return start;
+  /** A free block of `sizeClass` (splitting a larger one if need be), or 0. Under the lock. */
+  private takeFree(sizeClass: number): number {
+    const i32 = this.i32;
+    let from = sizeClass;
+    while (from <= MAX_CLASS && i32[S_FREE_HEAD + from] === 0) from++;
+    if (from > MAX_CLASS) return 0;
+    const offset = i32[S_FREE_HEAD + from]!;
+    this.unlinkFree(offset, from);
+    // Split: keep the lower half, free the upper one, down to the class asked for.
+    while (from > sizeClass) {
+      from--;
+      this.pushFree(offset + 2 ** from, from);
+    }
+    return offset;
   }
 
-  private grow(needed: number): void {
+  /**
+   * A new block of `sizeClass` from above TOP, its payload aligned to its size. The gap up to
+   * that alignment is carved into free blocks (each aligned to its own size). Under the lock.
+   */
+  private carve(sizeClass: number): number {
+    const blockBytes = 2 ** sizeClass;
+    let payload = this.i32[S_TOP]! + BLOCK_HEADER;
+    const offset = roundUp(payload, blockBytes);
+    const end = offset - BLOCK_HEADER + blockBytes;
+    if (end > this.sab.byteLength) this.grow(end, blockBytes);
+    // Another thread may have grown the buffer already: make sure our views reach the block.
+    this.ensureMapped(end);
+    while (payload < offset) {
+      // The largest block that is aligned at `payload` and fits below `offset`.
+      let gapClass = Math.min(31 - Math.clz32(payload & -payload), 31 - Math.clz32(offset - payload));
+      if (gapClass > MAX_CLASS) gapClass = MAX_CLASS;
+      this.pushFree(payload, gapClass);
+      payload += 2 ** gapClass;
+    }
+    this.i32[S_TOP] = end;
+    return offset;
+  }
+
+  private pushFree(offset: number, sizeClass: number): void {
+    const i32 = this.i32;
+    const at = offset >> 2;
+    const next = i32[S_FREE_HEAD + sizeClass]!;
+    i32[at - 2] = 0; // (the count of a free block)
+    i32[at - 1] = (FREE_KIND << 8) | sizeClass;
+    i32[at] = next;
+    i32[at + 1] = 0;
+    if (next !== 0) i32[(next >> 2) + 1] = offset;
+    i32[S_FREE_HEAD + sizeClass] = offset;
+  }
+
+  private unlinkFree(offset: number, sizeClass: number): void {
+    const i32 = this.i32;
+    const next = i32[offset >> 2]!;
+    const previous = i32[(offset >> 2) + 1]!;
+    if (previous !== 0) i32[previous >> 2] = next;
+    else i32[S_FREE_HEAD + sizeClass] = next;
+    if (next !== 0) i32[(next >> 2) + 1] = previous;
+  }
+
+  private grow(needed: number, blockBytes: number): void {
     const max = this.sab.maxByteLength;
     if (needed > max) {
       throw new HeapExhaustedError(
-        `threadkit heap exhausted: ${needed} bytes needed, the limit is ${max} bytes. ` +
-          'Raise it with THREADKIT_HEAP_MAX=2g (environment) or configureHeap({ maxBytes }) before first use.',
+        `threadkit heap exhausted: no room for a block of ${blockBytes} bytes (${this.usedBytes()} of the limit of ${max} bytes are in live blocks). ` +
+          'Raise the limit with THREADKIT_HEAP_MAX=2g (environment) or configureHeap({ maxBytes }) before first use.',
       );
     }
     const target = Math.min(max, Math.max(needed, this.sab.byteLength * 2));
