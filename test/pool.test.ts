@@ -227,7 +227,7 @@ describe('ThreadPoolExecutor threads', () => {
     assert.equal(pool.maxWorkers, Math.min(32, availableParallelism() + 4));
     pool.shutdown();
     assert.equal(new ThreadPoolExecutor({ maxWorkers: 3 }).maxWorkers, 3);
-    for (const n of [0, -1]) assert.throws(() => new ThreadPoolExecutor({ maxWorkers: n }), { name: 'RangeError', message: /max_workers must be greater than 0/ });
+    for (const n of [0, -1]) assert.throws(() => new ThreadPoolExecutor({ maxWorkers: n }), { name: 'RangeError', message: /maxWorkers must be greater than 0/ });
     assert.throws(() => new ThreadPoolExecutor({ maxWorkers: 1.5 }), TypeError);
     assert.throws(() => new ThreadPoolExecutor({ initargs: 'x' as never }), TypeError);
     assert.throws(() => new ThreadPoolExecutor({ initializer: 42 as never }), TypeError);

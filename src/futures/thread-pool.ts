@@ -129,7 +129,8 @@ export class ThreadPoolExecutor extends SharedObject {
       if (typeof options !== 'object' || options === null) throw new TypeError(`ThreadPoolExecutor(options): expected an options object, got ${describe(options)}`);
       maxWorkers = options.maxWorkers ?? Math.min(32, availableParallelism() + 4);
       if (typeof maxWorkers !== 'number' || !Number.isInteger(maxWorkers)) throw new TypeError(`ThreadPoolExecutor: maxWorkers must be an integer, got ${describe(maxWorkers)}`);
-      if (maxWorkers <= 0) throw new RangeError(`ThreadPoolExecutor: max_workers must be greater than 0, got ${maxWorkers}`);
+      if (maxWorkers <= 0) throw new RangeError(`ThreadPoolExecutor: maxWorkers must be greater than 0, got ${maxWorkers}`);
+      if (maxWorkers > 0x7fffffff) throw new RangeError(`ThreadPoolExecutor: maxWorkers must be at most 2147483647, got ${maxWorkers}`);
       const initargs = options.initargs ?? [];
       if (!Array.isArray(initargs)) throw new TypeError(`ThreadPoolExecutor: initargs must be an array, got ${describe(initargs)}`);
       if (options.threadNamePrefix !== undefined && typeof options.threadNamePrefix !== 'string') {

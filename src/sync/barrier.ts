@@ -65,7 +65,8 @@ export class Barrier extends SharedObject {
     let actionBytes: Uint8Array | undefined;
     if (!isReviving()) {
       if (typeof parties !== 'number' || !Number.isInteger(parties)) throw new TypeError(`Barrier(parties): expected an integer, got ${describe(parties)}`);
-      if (parties < 1 || parties > 0x7fffffff) throw new RangeError(`Barrier(parties): parties must be >= 1, got ${parties}`);
+      if (parties < 1) throw new RangeError(`Barrier(parties): parties must be >= 1, got ${parties}`);
+      if (parties > 0x7fffffff) throw new RangeError(`Barrier(parties): parties must be at most 2147483647, got ${parties}`);
       if (typeof options !== 'object' || options === null) throw new TypeError(`Barrier(parties, options): options must be an object, got ${describe(options)}`);
       timeoutOrZero(options.timeout, 'Barrier(timeout)');
       if (options.action !== undefined) {

@@ -187,6 +187,7 @@ export class Condition extends SharedObject {
    * @throws ThreadError "cannot notify on un-acquired lock" when the caller does not hold the lock.
    */
   notify(n = 1): void {
+    if (typeof n !== 'number' || Number.isNaN(n)) throw new TypeError(`Condition.notify(n): n must be a number of waiters, got ${describe(n)}`);
     if (!this.lock._isOwned()) throw new ThreadError('cannot notify on un-acquired lock');
     this.mapAllNodes();
     const i32 = this.i32;

@@ -22,10 +22,13 @@ const VALUE = 0;
 const WAITERS = 1;
 const INITIAL = 2;
 
+/** The most permits a semaphore's word holds. */
+const MAX_PERMITS = 0x7fffffff;
+
 function checkCount(value: unknown, what: string, minimum: number, message: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) throw new TypeError(`${what}: expected an integer, got ${describe(value)}`);
   if (value < minimum) throw new RangeError(`${what}: ${message}, got ${value}`);
-  if (value > 0x7fffffff) throw new RangeError(`${what}: at most 2147483647, got ${value}`);
+  if (value > MAX_PERMITS) throw new RangeError(`${what}: at most ${MAX_PERMITS}, got ${value}`);
   return value;
 }
 
@@ -81,11 +84,21 @@ export class Semaphore extends SharedObject {
 
   /**
    * Returns `n` permits and wakes up to `n` waiting threads.
-   * @throws RangeError "n must be one or more" for n < 1.
+   * @throws RangeError "n must be one or more" for n < 1, or when the count would pass 2^31 - 1.
    */
   release(n = 1): void {
     checkCount(n, `${this.kindName}.release(n)`, 1, 'n must be one or more');
-    Atomics.add(this._i32, this._base + VALUE, n);
+    const i32 = this._i32;
+    const at = this._base + VALUE;
+    let value = Atomics.load(i32, at);
+    for (;;) {
+      // The word is an int32: a count past MAX_PERMITS would wrap negative and wedge acquirers.
+      if (value > MAX_PERMITS - n) throw new RangeError(`${this.kindName}.release(${n}): the count would pass ${MAX_PERMITS} (it holds ${value} permits)`);
+      const seen = Atomics.compareExchange(i32, at, value, value + n);
+      if (seen === value) break;
+      value = seen;
+    }
+    // Stored before the wake below: a waiter either sees the permits or is woken.
     this.wake(n);
   }
 
