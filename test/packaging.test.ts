@@ -123,6 +123,8 @@ describe('threadkit as a user gets it', { concurrency: true }, () => {
     let built: Promise<{ dir: string; file: string }> | undefined;
     /** Built once, by whichever case asks first. */
     const modulesBundle = (): Promise<{ dir: string; file: string }> => (built ??= bundle('bundle-modules.mjs'));
+    let builtClasses: Promise<{ dir: string; file: string }> | undefined;
+    const classesBundle = (): Promise<{ dir: string; file: string }> => (builtClasses ??= bundle('bundle-classes.mjs'));
 
     it('control: the same program runs unbundled from the install', async () => {
       for (const [scenario, expected] of [
@@ -135,29 +137,44 @@ describe('threadkit as a user gets it', { concurrency: true }, () => {
       }
     });
 
-    it('a module function defined in the bundle fails its thread with an error that says so (documented); join() returns', async () => {
-      const { dir, file } = await modulesBundle();
-      const r = await run(process.execPath, [file, 'entry'], { cwd: dir, timeoutMs: LIMIT_MS });
+    it('a Thread subclass defined in the bundle runs (its thread evaluates the bundle, guarded by isMainThread)', async () => {
+      const { dir, file } = await classesBundle();
+      const r = await run(process.execPath, [file, 'subclass'], { cwd: dir, timeoutMs: LIMIT_MS });
       assertExited(r, 0);
-      assert.deepEqual(lines(r.stdout), ['result: undefined'], show(r));
-      assert.match(r.stderr, /^Exception in thread Thread-1 \(whisper\):\nTypeError: .*is the bundle that holds threadkit; a thread cannot import it/, show(r));
+      assert.deepEqual(lines(r.stdout), ['squared: 49'], show(r));
     });
 
-    it('the documented way: the module that exports the function stays outside the bundle (esbuild --external), next to it', async () => {
+    it('a pool task naming a module function of the bundle fails with an error that says what to do; self-contained tasks work', async () => {
+      const { dir, file } = await classesBundle();
+      const r = await run(process.execPath, [file, 'pool'], { cwd: dir, timeoutMs: LIMIT_MS });
+      assertExited(r, 0);
+      assert.deepEqual(lines(r.stdout), ['module task: TypeError: true', 'self-contained task: 42'], show(r));
+    });
+
+    it('a bundle whose top level starts a Thread subclass without a guard does not run away: the thread fails with the guard error', async () => {
+      const { dir, file } = await bundle('bundle-unguarded.mjs');
+      const r = await run(process.execPath, [file], { cwd: dir, timeoutMs: LIMIT_MS });
+      assertExited(r, 0);
+      assert.deepEqual(lines(r.stdout), ['unguarded: result=undefined'], show(r));
+      assert.match(r.stderr, /cannot start a thread while a thread imports file:\/\/\S+bundle-unguarded\.bundle\.mjs/, show(r));
+      assert.equal(r.stderr.match(/Exception in thread/g)?.length, 1, show(r));
+    });
+
+    it('a module that stays outside the bundle (esbuild --external), next to it, works too', async () => {
       const { dir, file } = await bundle('bundle-modules.mjs', ['bundle-tasks.mjs']);
       const r = await run(process.execPath, [file, 'separate'], { cwd: dir, timeoutMs: LIMIT_MS });
       assertExited(r, 0);
       assert.deepEqual(lines(r.stdout), ['result: HELLO!'], show(r));
     });
 
-    it("a function of a separate module bundled in ({ module: import.meta.url } there is the bundle's URL)", { todo: 'module functions inside a bundle' }, async () => {
+    it("a function of a separate module bundled in ({ module: import.meta.url } there is the bundle's URL)", async () => {
       const { dir, file } = await modulesBundle();
       const r = await run(process.execPath, [file, 'separate'], { cwd: dir, timeoutMs: LIMIT_MS });
       assertExited(r, 0);
       assert.deepEqual(lines(r.stdout), ['result: HELLO!'], show(r));
     });
 
-    it('a function of the entry itself: { module: import.meta.url, name } pointing at the bundle', { todo: 'module functions inside a bundle' }, async () => {
+    it('a function of the entry itself: { module: import.meta.url, name } pointing at the bundle', async () => {
       const { dir, file } = await modulesBundle();
       const r = await run(process.execPath, [file, 'entry'], { cwd: dir, timeoutMs: LIMIT_MS });
       assertExited(r, 0);

@@ -20,6 +20,8 @@ export interface ThreadInit {
   subclass: { module: string; name: string; fields: Uint8Array } | undefined;
   /** tsx's registration API when the parent runs under tsx (threads install it on demand). */
   typescriptLoader: string | undefined;
+  /** In a bundle: the thread imports the bundle itself (its target or class is defined there), see bundled-worker.ts. */
+  needsBundle: boolean;
 }
 
 /** workerData of a new isolate. */
@@ -28,6 +30,8 @@ export interface WorkerData {
   threadkit: true;
   /** The module the bootstrap imports: threadkit's worker entry, or the bundle that holds threadkit. */
   entry: string;
+  /** In a bundle: evaluate the whole bundle (the app's top level too) before running threads (bundled-worker.ts). */
+  evaluateBundle: boolean;
   /** The parent's `--import` and `--require` preloads, run by the bootstrap (spawn.ts). */
   preloads: { kind: 'import' | 'require'; specifier: string }[];
   sab: SharedArrayBuffer;

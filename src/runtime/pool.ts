@@ -28,6 +28,8 @@ export interface PooledWorker {
   worker: Worker;
   mailbox: number;
   stackBytes: number;
+  /** In a bundle: the isolate evaluated the whole bundle, so it can run threads that import it. */
+  evaluatesBundle: boolean;
   /** Called when the isolate exits, with the error that killed it if any. */
   onExit: ((code: number, error: Error | undefined) => void) | undefined;
   lastError: Error | undefined;
@@ -71,6 +73,7 @@ export function runOnIsolate(init: ThreadInit): PooledWorker {
   for (let i = idle.length - 1; i >= 0; i--) {
     const candidate = idle[i]!;
     if (candidate.stackBytes !== stackBytes) continue;
+    if (init.needsBundle && !candidate.evaluatesBundle) continue;
     idle.splice(i, 1);
     if (handOver(candidate, init)) return candidate;
   }
@@ -105,7 +108,7 @@ function spawnIsolate(init: ThreadInit): PooledWorker {
   const h = heap();
   const mailbox = h.alloc(MAILBOX_BYTES, Kind.Bytes);
   h.i32.fill(0, mailbox >> 2, (mailbox + MAILBOX_BYTES) >> 2); // a reused block may hold an old boot error
-  const data: WorkerData = { threadkit: true, entry: workerEntry, preloads: workerPreloads, sab: h.sab, mailbox, keepIdleMs, first: init };
+  const data: WorkerData = { threadkit: true, entry: workerEntry, evaluateBundle: init.needsBundle, preloads: workerPreloads, sab: h.sab, mailbox, keepIdleMs, first: init };
   const options: ConstructorParameters<typeof Worker>[1] = { eval: true, workerData: data, execArgv: workerExecArgv };
   // A worker isolate needs about 1 MiB of stack to load its modules: smaller sizes get that.
   if (stackBytes > 0) options.resourceLimits = { stackSizeMb: Math.max(stackBytes, MIN_STACK_BYTES) / (1024 * 1024) };
@@ -119,7 +122,7 @@ function spawnIsolate(init: ThreadInit): PooledWorker {
   // Threads never hold the process open by themselves: the main thread's keep-alive counts
   // live non-daemon threads instead (thread.ts), as Python's shutdown does.
   worker.unref();
-  const pooled: PooledWorker = { worker, mailbox, stackBytes, onExit: undefined, lastError: undefined };
+  const pooled: PooledWorker = { worker, mailbox, stackBytes, evaluatesBundle: init.needsBundle, onExit: undefined, lastError: undefined };
   worker.on('error', (error) => {
     pooled.lastError = error;
   });

@@ -8,7 +8,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { workerData } from 'node:worker_threads';
-import { ThreadError } from '../errors.js';
+import { ThreadError, describeError } from '../errors.js';
 import { attachThread, heap } from '../shm/current.js';
 import { decodeValue } from '../shm/codec.js';
 import { futexWait, futexWaitAsync, loopHolders } from '../shm/futex.js';
@@ -25,8 +25,12 @@ const SPIN_IDLE_MICROS = 300;
 let data: WorkerData;
 let state = 0;
 
-/** Runs this isolate's threads, then ends the isolate. Every shared kind must be registered first (index.ts). */
-export async function runIsolate(): Promise<never> {
+/**
+ * Runs this isolate's threads, then ends the isolate. Every shared kind must be registered
+ * first (index.ts). `bundleLoaded`: the evaluation of the bundle this isolate runs from
+ * (bundled-worker.ts), awaited before the first thread runs.
+ */
+export async function runIsolate(bundleLoaded?: Promise<unknown>): Promise<never> {
   data = workerData as WorkerData;
   attachThread(data.sab, data.first.ident);
   // What threads print goes straight to fd 1 and 2, in the order it was printed (output.ts).
@@ -44,6 +48,14 @@ export async function runIsolate(): Promise<never> {
     releaseAllHeld();
   });
   let next: ThreadInit | undefined = data.first;
+  if (bundleLoaded !== undefined) {
+    try {
+      await bundleLoaded;
+    } catch (error) {
+      abandonThread(data.first, new ThreadError(`thread ${data.first.name} could not start: the app's bundle failed when the thread evaluated it: ${describeError(error)}`, { cause: error }));
+      next = undefined;
+    }
+  }
   while (next !== undefined) {
     await runThreadBody(next);
     next = await waitForNextThread();

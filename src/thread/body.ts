@@ -5,12 +5,13 @@
  * the live list. Runs inside the worker (runtime/worker.ts), once per thread the isolate runs.
  */
 
+import { workerData } from 'node:worker_threads';
 import { ThreadError, describeError } from '../errors.js';
 import { setCurrentIdent, heap } from '../shm/current.js';
 import { decodeValue, dropEncoded } from '../shm/codec.js';
 import { BUILTIN_MODULE, type FunctionDescriptor, builtins, compileSource, explainMissingName } from '../shm/functions.js';
 import { dropReference, rememberIdentity, reviveAs } from '../shm/handles.js';
-import type { ThreadInit } from '../runtime/messages.js';
+import type { ThreadInit, WorkerData } from '../runtime/messages.js';
 import { bundled, inheritTypescriptLoader, typescriptLoader, workerEntry } from '../runtime/spawn.js';
 import { guardImport } from './bootstrapping.js';
 import { clearThreadLocals } from './local.js';
@@ -71,11 +72,12 @@ const TYPESCRIPT_FILE = /\.(ts|mts|cts|tsx)(\?.*)?$/;
 /** Imports a module in this thread, installing the TypeScript loader first when it needs it. */
 export async function importModule(url: string, what: string): Promise<Record<string, unknown>> {
   if (url === BUILTIN_MODULE) return builtins;
-  if (bundled && url === workerEntry) {
+  if (bundled && url === workerEntry && (workerData as Partial<WorkerData> | null)?.evaluateBundle !== true) {
     // The bundle is this isolate's entry, held at its top-level await (bundled-worker.ts): an
-    // import of it would wait for that await to end, for ever.
+    // import of it would wait for that await to end, for ever. (Threads started with a target
+    // in the bundle get an isolate that evaluated it; pool threads do not.)
     throw new TypeError(
-      `${what}: module ${url} is the bundle that holds threadkit; a thread cannot import it. In a bundled app, use a self-contained function, or keep the module that exports the function or Thread subclass out of the bundle`,
+      `${what}: module ${url} is the bundle that holds threadkit; a pool thread cannot import it. In a bundled app, give the pool self-contained functions, or keep the module that exports the function out of the bundle`,
     );
   }
   if (TYPESCRIPT_FILE.test(url)) await loadTypeScript(typescriptLoader);

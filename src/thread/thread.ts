@@ -22,7 +22,7 @@ import { Kind, SharedObject, dropReference, isReviving, registerKind, rememberId
 import type { ThreadInit } from '../runtime/messages.js';
 import { writeOutputDirectly } from '../runtime/output.js';
 import { type PooledWorker, bootFailure, isolateTid, releaseIsolate, runOnIsolate } from '../runtime/pool.js';
-import { bundled, typescriptLoader } from '../runtime/spawn.js';
+import { bundled, typescriptLoader, workerEntry } from '../runtime/spawn.js';
 import { refuseWhileImporting } from './bootstrapping.js';
 import { reportThreadException } from './excepthook.js';
 import { MAIN_BLOCK, NON_DAEMON, liveCount, liveThreadBlocks, registerThread, unregisterThread } from './registry.js';
@@ -150,7 +150,8 @@ export class Thread<R = unknown> extends SharedObject {
     rememberIdentity(this);
     this.#isParent = true;
     this.#ended = false;
-    const init: ThreadInit = { ident, threadBlock: this._offset, name: this.#name, daemon: this.daemon, target: this.#target, args, subclass, typescriptLoader };
+    const needsBundle = bundled && ((this.#target?.kind === 'module' && this.#target.module === workerEntry) || subclass?.module === workerEntry);
+    const init: ThreadInit = { ident, threadBlock: this._offset, name: this.#name, daemon: this.daemon, target: this.#target, args, subclass, typescriptLoader, needsBundle };
     try {
       this.#isolate = runOnIsolate(init);
     } catch (error) {
