@@ -654,23 +654,25 @@ let optTimeout: number | undefined;
 
 /** Parses `{ block, timeout }` into optBlock / optTimeout; `name.op` names the call in errors. */
 function parseOptions(options: QueueOptions | undefined, name: string, op: string): void {
-  optBlock = true;
-  optTimeout = undefined;
-  if (options === undefined) return;
+  if (options === undefined) {
+    optBlock = true;
+    optTimeout = undefined;
+    return;
+  }
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`${name}.${op}: expected an options object such as { block: false } or { timeout: 500 }, got ${describe(options)}`);
   }
+  // Both read (a getter may run user code that puts to a queue, and parses options of its
+  // own) before either module slot is written; the caller copies them out at once.
   const block = options.block;
   const timeout = options.timeout;
-  if (block !== undefined) {
-    if (typeof block !== 'boolean') throw new TypeError(`${name}.${op}: block must be a boolean, got ${describe(block)}`);
-    optBlock = block;
-  }
+  if (block !== undefined && typeof block !== 'boolean') throw new TypeError(`${name}.${op}: block must be a boolean, got ${describe(block)}`);
   if (timeout !== undefined && timeout !== null) {
     if (typeof timeout !== 'number' || Number.isNaN(timeout)) throw new TypeError(`${name}.${op}: timeout must be a number of milliseconds, got ${describe(timeout)}`);
     if (timeout > TIMEOUT_MAX && timeout !== Infinity) throw new RangeError(`${name}.${op}: timeout ${timeout} is larger than TIMEOUT_MAX (${TIMEOUT_MAX} ms)`);
-    optTimeout = timeout;
   }
+  optBlock = block ?? true;
+  optTimeout = timeout ?? undefined;
 }
 
 function negativeTimeout(name: string, op: string): RangeError {
@@ -1111,7 +1113,9 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
       return this._getWait(true, undefined, 'get');
     }
     parseOptions(options, this._name, 'get');
-    return this._getWait(optBlock, optTimeout, 'get');
+    const block = optBlock;
+    const timeout = optTimeout;
+    return this._getWait(block, timeout, 'get');
   }
 
   /** `get({ block: false })`. @throws QueueEmpty when empty; QueueShutDown when shut down and empty. */

@@ -93,6 +93,12 @@ let kbuf = Buffer.allocUnsafeSlow(256);
 let kpos = 0;
 /** False once the key holds a NONE: then it cannot rebuild the item. */
 let kpure = true;
+/**
+ * Keys being built: a getter or Proxy trap in an item runs user code in the middle of
+ * `_stage`, and that code may put to a PriorityQueue. A nested `_stage` builds its key in a
+ * buffer of its own and gives the outer one back its buffer and position (see _stage).
+ */
+let keysInProgress = 0;
 const kf64 = new Float64Array(1);
 const kf64b = new Uint8Array(kf64.buffer);
 
@@ -461,6 +467,29 @@ export class PriorityQueue<T = unknown> extends Queue<T> {
    * (getters), and a failure leaves nothing behind.
    */
   override _stage(st: Staged, item: unknown, op: string): Staged {
+    if (keysInProgress > 0) return this._stageNested(st, item, op);
+    keysInProgress++;
+    try {
+      return this._stageKeyed(st, item, op);
+    } finally {
+      keysInProgress--;
+    }
+  }
+
+  /** A put from user code that runs while another put builds its key: its own buffer, the outer's restored. */
+  private _stageNested(st: Staged, item: unknown, op: string): Staged {
+    const outer = { buf: kbuf, pos: kpos, pure: kpure };
+    kbuf = Buffer.allocUnsafeSlow(256);
+    try {
+      return this._stageKeyed(st, item, op);
+    } finally {
+      kbuf = outer.buf;
+      kpos = outer.pos;
+      kpure = outer.pure;
+    }
+  }
+
+  private _stageKeyed(st: Staged, item: unknown, op: string): Staged {
     kpos = 0;
     kpure = true;
     writeKey(item, 0);

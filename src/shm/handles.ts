@@ -142,6 +142,8 @@ export abstract class SharedObject {
   readonly _offset: number;
   /** @internal true when this wrapper allocated the block (fields need initializing) */
   readonly _fresh: boolean;
+  /** Present only on objects this constructor built: `Object.create(Lock.prototype)` lacks it. */
+  readonly #genuine = true;
 
   protected constructor(kind: Kind, payloadBytes: number) {
     const revived = revivingOffset;
@@ -154,6 +156,23 @@ export abstract class SharedObject {
     if (!this._fresh) this._heap.ensureMapped(this._offset + payloadBytes);
     if (!untracked) trackWrapper(this, this._offset);
   }
+
+  /** @internal the brand check behind isGenuine() */
+  static _hasBrand(value: unknown): value is SharedObject {
+    return typeof value === 'object' && value !== null && #genuine in value;
+  }
+}
+
+/**
+ * True for a wrapper threadkit built, of `kind`, over a live block. An object that only has a
+ * class's prototype (`Object.create(Lock.prototype)`) or a copied `_offset` is not one: an
+ * entry point that takes a shared object checks this before it writes anything to the heap.
+ */
+export function isGenuine(value: unknown, kind?: Kind): value is SharedObject {
+  if (!SharedObject._hasBrand(value)) return false;
+  const h = value._heap;
+  if (h.refCount(value._offset) <= 0) return false;
+  return kind === undefined || h.kindOf(value._offset) === kind;
 }
 
 /** Adds the in-flight reference for an encoded handle and remembers the wrapper's identity. */

@@ -24,7 +24,7 @@
 import { inspect } from 'node:util';
 import { ThreadError } from '../errors.js';
 import { deadlineAfter, describe, futexWait, futexWaitAsync, timeoutOrZero } from '../shm/futex.js';
-import { Kind, SharedObject, dropReference, isReviving, registerKind, rememberIdentity, reviveAs, wrapperFor } from '../shm/handles.js';
+import { Kind, SharedObject, dropReference, isGenuine, isReviving, registerKind, rememberIdentity, reviveAs, wrapperFor } from '../shm/handles.js';
 import { Lock } from './lock.js';
 import { type AcquireOptions, type AsyncAcquireOptions, type Held, heldBy, holdTimeout, lockAcquireOptions } from './options.js';
 import { RLock } from './rlock.js';
@@ -52,8 +52,11 @@ export class Condition extends SharedObject {
    * @throws TypeError when `lock` is not a Lock or RLock.
    */
   constructor(lock?: Lock | RLock) {
-    if (!isReviving() && lock !== undefined && !(lock instanceof Lock) && !(lock instanceof RLock)) {
-      throw new TypeError(`Condition(lock): expected a Lock or an RLock, got ${describe(lock)}`);
+    if (!isReviving() && lock !== undefined) {
+      if (!(lock instanceof Lock) && !(lock instanceof RLock)) throw new TypeError(`Condition(lock): expected a Lock or an RLock, got ${describe(lock)}`);
+      if (!isGenuine(lock, lock instanceof Lock ? Kind.Lock : Kind.RLock)) {
+        throw new TypeError(`Condition(lock): expected a Lock or an RLock made with its constructor, got an object that only has its prototype (or whose block was freed)`);
+      }
     }
     super(Kind.Condition, 16);
     this.base = this._offset >> 2;
