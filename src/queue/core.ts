@@ -263,7 +263,8 @@ export function stageItem(st: Staged, item: unknown, name: string, op: string, k
           return st;
         }
       }
-      if (n * 3 <= INLINE_MAX) {
+      // (A string with a lone surrogate, which UTF-8 cannot carry, goes through the codec.)
+      if (n * 3 <= INLINE_MAX && item.isWellFormed()) {
         st.type = R.UTF8;
         st.len = n * 3;
         st.str = item;

@@ -167,6 +167,8 @@ function writeKey(value: unknown, depth: number): void {
     case 'bigint':
       return kTextWrite(K_BIG, value.toString());
     case 'string':
+      // A lone surrogate cannot be UTF-8: the key orders it as U+FFFD, the codec record carries it.
+      if (!value.isWellFormed()) kpure = false;
       return kTextWrite(K_STR, value);
     case 'object':
       if (Array.isArray(value) && depth < MAX_DEPTH) {
