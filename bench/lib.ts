@@ -134,7 +134,7 @@ export interface Row {
   group: string;
   /** What one operation is. */
   work: string;
-  unit: 'ns' | 'µs';
+  unit: 'ns' | 'µs' | 'ms';
   /** threadkit's time per operation; undefined when it could not be measured. */
   threadkit: number | undefined;
   /** Short name of the anchor ("raw CAS", "python3 Lock"). */

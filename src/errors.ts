@@ -17,14 +17,23 @@ export class BrokenBarrierError extends ThreadError {
 
 /** `getNowait()` / a non-blocking or timed `get()` found no item. */
 export class QueueEmpty extends Error {
+  constructor(message = 'the queue is empty', options?: ErrorOptions) {
+    super(message, options);
+  }
 }
 
 /** `putNowait()` / a non-blocking or timed `put()` found no free slot. */
 export class QueueFull extends Error {
+  constructor(message = 'the queue is full', options?: ErrorOptions) {
+    super(message, options);
+  }
 }
 
 /** The queue was shut down. */
 export class QueueShutDown extends Error {
+  constructor(message = 'the queue is shut down', options?: ErrorOptions) {
+    super(message, options);
+  }
 }
 
 /** The future was cancelled. */

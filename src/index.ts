@@ -21,6 +21,7 @@ export { Thread, type ThreadOptions, currentThread, mainThread, enumerate, activ
 export { stackSize } from './thread/stack-size.js';
 export { excepthook, setExcepthook, type ExceptHook, type ExceptHookArgs } from './thread/excepthook.js';
 export { Timer } from './thread/timer.js';
+export { sleep, sleepAsync } from './thread/sleep.js';
 export { local } from './thread/local.js';
 export { configureThreads, type ThreadsConfig } from './runtime/pool.js';
 export { heapStats, type HeapStats } from './thread/stats.js';

@@ -124,3 +124,19 @@ describe('what threads print', { concurrency: true }, () => {
     assert.match(uncaught.stderr, /main fails after the thread printed/, show(uncaught));
   });
 });
+
+describe('errors thrown by callbacks a thread or task left behind', { concurrency: true }, () => {
+  it('a timer of task A that throws after A returned is reported against A, and task B on the same thread is unharmed', async () => {
+    const run = await runNode(SCENARIOS, ['late-timer-task']);
+    assertEnded(run, 0);
+    assert.deepEqual(lines(run.stdout), ['A B'], show(run));
+    assert.match(run.stderr, /^Exception in a task of ThreadPoolExecutor-\d+_0 \(function leavesATimer\), from a callback it left scheduled, after it ended:\nError: late error of task A/m, show(run));
+  });
+
+  it('a timer a thread left that throws after the thread returned is reported against the thread, not swallowed', async () => {
+    const run = await runNode(SCENARIOS, ['late-timer-thread']);
+    assertEnded(run, 0);
+    assert.deepEqual(lines(run.stdout), ['joined: returned'], show(run));
+    assert.match(run.stderr, /^Exception in thread leaves-a-timer, from a callback it left scheduled, after it ended:\nError: late error of the thread/m, show(run));
+  });
+});

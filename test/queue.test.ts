@@ -125,11 +125,11 @@ function describeQueueContract(name: string, make: Make): void {
 
     it('taskDone() called too often is a RangeError', () => {
       const q = make();
-      assert.throws(() => q.taskDone(), { name: 'RangeError', message: 'task_done() called too many times' });
+      assert.throws(() => q.taskDone(), { name: 'RangeError', message: 'taskDone() called too many times' });
       q.put(1);
       q.get();
       q.taskDone();
-      assert.throws(() => q.taskDone(), { name: 'RangeError', message: 'task_done() called too many times' });
+      assert.throws(() => q.taskDone(), { name: 'RangeError', message: 'taskDone() called too many times' });
     });
 
     it('join() waits until two worker threads marked every task done, and can join twice', () => {
@@ -162,7 +162,7 @@ function describeQueueContract(name: string, make: Make): void {
       q.join();
       joinAll(workers);
       assert.equal(q.unfinishedTasks, 0);
-      assert.throws(() => q.taskDone(), { message: 'task_done() called too many times' });
+      assert.throws(() => q.taskDone(), { message: 'taskDone() called too many times' });
     });
 
     it('a negative timeout is a RangeError, as CPython raises ValueError', () => {

@@ -42,6 +42,32 @@ function futureIn(state: State): Future<number> {
   return f;
 }
 
+/** 0 … n-1 in a random order that is the same on every run (xorshift32 from `seed`). */
+function shuffled(n: number, seed: number): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  let x = seed;
+  for (let i = n - 1; i > 0; i--) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const j = (x >>> 0) % (i + 1);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+/** Timers holding this thread's event loop (a pending Promise wait holds one: futex.ts). */
+function timersHeld(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+}
+
+/** Waits (at most LONG ms, turn by turn of the event loop) until no more timers than `count` hold the loop. */
+async function untilTimersHeld(count: number): Promise<void> {
+  const t0 = performance.now();
+  while (timersHeld() > count && since(t0) < LONG) await new Promise((resolve) => setTimeout(resolve, 1));
+  assert.equal(timersHeld(), count, 'something still holds the event loop');
+}
+
 /** Set equality by identity (never deepEqual on shared objects). */
 function sameSet(actual: Set<Future<unknown>>, expected: Future<unknown>[], what: string): void {
   assert.equal(actual.size, expected.length, `${what}: ${actual.size} futures, expected ${expected.length}`);
@@ -492,6 +518,172 @@ describe('asCompletedAsync', () => {
     const next = it.next();
     setImmediate(() => controller.abort(new Error('aborted by the caller')));
     await assert.rejects(next, /aborted by the caller/);
+  });
+
+  it('200 000 futures completed in a random order by another thread, some before the first next(), some while it starts, the rest during the iteration: each yielded once, in the order they completed', async () => {
+    const n = 200_000;
+    const futures = Array.from({ length: n }, () => new Future<number>());
+    const order = shuffled(n, 0x5eed);
+    const started = new Event();
+    const t = startThread(
+      (fs: Future<number>[], o: number[], s: Event) => {
+        for (let k = 0; k < o.length; k++) {
+          if (k === 50_000) s.set();
+          fs[o[k]!]!.setResult(o[k]!);
+        }
+      },
+      [futures, order, started],
+    );
+    try {
+      assert.equal(started.wait(LONG), true);
+      const yielded: Future<number>[] = [];
+      for await (const f of asCompletedAsync(futures) as AsyncIterable<unknown>) yielded.push(f as Future<number>);
+      assert.equal(yielded.length, n);
+      // One thread completed them one after another: the completion order is `order`.
+      for (let k = 0; k < n; k++) {
+        if (yielded[k] !== futures[order[k]!]) assert.fail(`yielded #${k} is future ${futures.indexOf(yielded[k]!)}, but future ${order[k]} completed #${k}`);
+      }
+    } finally {
+      t.join();
+    }
+  });
+
+  it('200 000 tasks of a pool: each future yielded once, done, with its own result', async () => {
+    using pool = new ThreadPoolExecutor({ maxWorkers: 2 });
+    const n = 200_000;
+    const futures = Array.from({ length: n }, (_, i) => pool.submit((x: number) => x, i));
+    const index = new Map(futures.map((f, i) => [f, i]));
+    const seen = new Uint8Array(n);
+    let count = 0;
+    for await (const x of asCompletedAsync(futures) as AsyncIterable<unknown>) {
+      const f = x as Future<number>;
+      const i = index.get(f);
+      assert.ok(i !== undefined, 'yielded a future that was not given');
+      assert.equal(seen[i], 0, `future ${i} yielded twice`);
+      seen[i] = 1;
+      count++;
+      assert.ok(f.done(), `future ${i} yielded before it was done`);
+      assert.equal(f.result(0), i);
+    }
+    assert.equal(count, n);
+  });
+
+  it('a duplicated future is yielded once', async () => {
+    const f = new Future<number>();
+    const g = futureIn('succeeded');
+    const t = startThread((fut: Future<number>) => fut.setResult(1), [f]);
+    const seen: unknown[] = [];
+    for await (const x of asCompletedAsync([f, g, f, g, f]) as AsyncIterable<unknown>) seen.push(x);
+    assert.equal(seen.length, 2);
+    sameSet(new Set(seen as Future<number>[]), [f, g], 'yielded');
+    t.join();
+  });
+
+  it('timeout over many futures: the done ones, then TimeoutError counting the rest; then done, and nothing left holding the event loop', async () => {
+    const held = timersHeld();
+    const futures = Array.from({ length: 10_000 }, () => new Future<number>());
+    for (let i = 0; i < futures.length; i += 2) futures[i]!.setResult(i);
+    const it = asCompletedAsync(futures, { timeout: 40 });
+    // Completed while the iterator listens (after its first next(), in the same turn: before
+    // the timeout however slow the machine), so it arrives before the TimeoutError.
+    const late = futures[1]!;
+    const yielded = new Set<Future<number>>();
+    let error: unknown;
+    try {
+      for (;;) {
+        const r = await it.next();
+        if (r.done) break;
+        if (yielded.size === 0) late.setResult(1);
+        yielded.add(r.value);
+      }
+    } catch (e) {
+      error = e;
+    }
+    assert.ok(error instanceof TimeoutError, String(error));
+    assert.equal((error as Error).message, '4999 (of 10000) futures unfinished');
+    assert.equal(yielded.size, 5001);
+    for (const f of yielded) assert.ok(f.done());
+    assert.ok(yielded.has(late));
+    assert.equal((await it.next()).done, true, 'done after the TimeoutError');
+    // Completions after the timeout are not reported to anyone, and the inbox lets the loop go.
+    futures[3]!.setResult(3);
+    assert.equal((await it.next()).done, true);
+    await untilTimersHeld(held);
+  });
+
+  it('abort over many futures, some yielded already: rejects the waiting next() with the reason; then done, nothing left holding the event loop', async () => {
+    const held = timersHeld();
+    const controller = new AbortController();
+    const futures = Array.from({ length: 10_000 }, () => new Future<number>());
+    futures[7]!.setResult(7);
+    const it = asCompletedAsync(futures, { signal: controller.signal });
+    assert.ok((await it.next()).value === futures[7]);
+    const next = it.next(); // waiting now
+    futures[9]!.setResult(9);
+    assert.ok((await next).value === futures[9]);
+    const waiting = it.next();
+    setImmediate(() => controller.abort(new Error('aborted by the caller')));
+    await assert.rejects(waiting, /aborted by the caller/);
+    assert.equal((await it.next()).done, true, 'done after the abort');
+    await untilTimersHeld(held);
+
+    // A signal aborted before the first next(): the done futures first, then its reason.
+    const f = futureIn('succeeded');
+    const early = asCompletedAsync([new Future(), f], { signal: AbortSignal.abort(new Error('too late')) });
+    assert.ok((await early.next()).value === f);
+    await assert.rejects(early.next(), /too late/);
+  });
+
+  it('break out of for await: stops listening to the futures left', async () => {
+    const held = timersHeld();
+    const futures = Array.from({ length: 1000 }, () => new Future<number>());
+    for (let i = 0; i < 3; i++) futures[i]!.setResult(i);
+    let count = 0;
+    for await (const _ of asCompletedAsync(futures) as AsyncIterable<unknown>) if (++count === 3) break;
+    assert.equal(count, 3);
+    // 997 futures nobody will complete: nothing may keep waiting for them.
+    await untilTimersHeld(held);
+  });
+
+  it('several next() calls at once each get their own future', async () => {
+    const [a, b] = [new Future<string>(), new Future<string>()];
+    const it = asCompletedAsync([a, b]);
+    const calls = [it.next(), it.next(), it.next()];
+    b.setResult('b');
+    setImmediate(() => a.setResult('a'));
+    const [first, second, third] = await Promise.all(calls);
+    assert.ok(first!.value === b);
+    assert.ok(second!.value === a);
+    assert.equal(third!.done, true);
+  });
+
+  it('a future another thread awaits (through its own inbox) still arrives', async () => {
+    const watched = new Future<number>();
+    const plain = new Future<number>();
+    const listening = new Event();
+    const t = startThread(
+      async (f: Future<number>, l: Event) => {
+        const result = f.resultAsync(); // this thread's inbox is now the future's listener
+        l.set();
+        return await result;
+      },
+      [watched, listening],
+    );
+    try {
+      assert.equal(listening.wait(LONG), true);
+      const it = asCompletedAsync([watched, plain]);
+      const first = it.next();
+      setImmediate(() => watched.setResult(1));
+      assert.ok((await first).value === watched);
+      const second = it.next();
+      setImmediate(() => plain.setResult(2));
+      assert.ok((await second).value === plain);
+      assert.equal((await it.next()).done, true);
+    } finally {
+      if (!watched.done()) watched.setResult(1);
+      t.join();
+    }
+    assert.equal(t.result, 1);
   });
 
   it('futures completing during one wait are yielded in completion order', async () => {

@@ -29,13 +29,15 @@ import { decodeValue, dropEncoded, encodeToBlock, forEachHandle } from '../shm/c
 import { heap } from '../shm/current.js';
 import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
 import { Kind, SharedObject, dropReference, registerKind, reviveAs } from '../shm/handles.js';
-import { S_ROOTS } from '../shm/heap.js';
+import { HeapExhaustedError, S_ROOTS } from '../shm/heap.js';
 import { mutexLockSlow, mutexTryLock, mutexUnlock } from '../shm/mutex.js';
 import { address } from '../sync/options.js';
 
 const STATE = 0;
 const LOCK = 1;
 const OUTCOME = 2;
+/** OUTCOME of a future failed for lack of heap room (no block: block offsets are >= 1024). */
+const NO_ROOM = -1;
 const ORDER = 3;
 const RUNNER = 4;
 const LISTENER = 5;
@@ -277,6 +279,25 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     this.complete(error, true);
   }
 
+  /**
+   * @internal Fails the future with HeapExhaustedError without allocating: for a completer
+   * whose result, and then its error, could not be stored because the heap is full (a task
+   * must settle its future whatever happens). OUTCOME holds NO_ROOM instead of a block.
+   * Returns false when the future was already done.
+   */
+  _failForLackOfRoom(): boolean {
+    let changed = false;
+    this.transition((state) => {
+      if (state >= CANCELLED) return false;
+      this.i32[this.base + OUTCOME] = NO_ROOM;
+      this.numberCompletion();
+      this.storeState(FINISHED);
+      changed = true;
+      return 'changed';
+    });
+    return changed;
+  }
+
   /** As CPython's: `<Future at 0x… state=finished returned number>` (the result's class, or the error's). */
   override toString(): string {
     const state = this._state();
@@ -461,7 +482,9 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
    */
   private decodeOutcome(): unknown {
     const h = heap();
-    const block = Math.abs(Atomics.load(this.i32, this.base + OUTCOME));
+    const outcome = Atomics.load(this.i32, this.base + OUTCOME);
+    if (outcome === NO_ROOM) return new HeapExhaustedError('the task finished while the shared heap was full: neither its result nor its error could be stored');
+    const block = Math.abs(outcome);
     h.ensureMapped(h.topBytes());
     retainHandlesIn(h.buf, block);
     return decodeValue(h.buf, block);
@@ -539,6 +562,49 @@ function addInboxWaiter(offset: number, resolve: () => void): void {
   const h = heap();
   if (isDoneAt(h.i32, offset)) resolveInboxWaiters(offset);
   if (!draining) void drainInbox();
+}
+
+/**
+ * @internal For asCompletedAsync: `onDone()` is called in this thread (from its event loop, or at
+ * once if the future is done already) when the future is done, through this thread's inbox.
+ * False when another thread listens to the future (the caller then waits for it another way).
+ */
+export function listenAsync(future: Future<unknown>, onDone: () => void): boolean {
+  if (!listenThroughInbox(future)) return false;
+  addInboxWaiter(future._offset, onDone);
+  return true;
+}
+
+/**
+ * @internal Takes back a listenAsync() whose `onDone` has not been called. The future stops
+ * naming this inbox once nobody here waits for it, and the inbox stops holding the event loop
+ * once nobody here waits at all.
+ */
+export function unlistenAsync(future: Future<unknown>, onDone: () => void): void {
+  const offset = future._offset;
+  const waiting = inboxWaiters.get(offset);
+  if (waiting === undefined) return;
+  if (Array.isArray(waiting)) {
+    const i = waiting.indexOf(onDone);
+    if (i >= 0) waiting.splice(i, 1);
+    if (waiting.length > 0) return;
+  } else if (waiting !== onDone) {
+    return;
+  }
+  inboxWaiters.delete(offset);
+  Atomics.compareExchange(future._heap.i32, (offset >> 2) + LISTENER, myInbox, 0);
+  // drainInbox sleeps until the next push: wake it, so that it sees nobody waits and ends.
+  if (inboxWaiters.size === 0 && draining) Atomics.notify(heap().i32, (myInbox >> 2) + I_SEQ);
+}
+
+/**
+ * @internal Calls at once the waiters of the futures this thread's inbox has been told of (the
+ * inbox's drain would call them on its next turn of the event loop).
+ */
+export function deliverInboxNow(): void {
+  if (myInbox === 0) return;
+  const h = heap();
+  for (const offset of takeInboxOffsets(h)) if (isDoneAt(h.i32, offset)) resolveInboxWaiters(offset);
 }
 
 /** Whether the future at `offset` is done (for code that has its offset, not a wrapper). */
@@ -641,8 +707,9 @@ registerKind(Kind.Future, {
   name: 'Future',
   revive: (offset) => reviveAs(offset, () => new Future()),
   destroy: (h, offset) => {
-    const block = Math.abs(h.i32[(offset >> 2) + OUTCOME]!);
-    if (block !== 0) {
+    const outcome = h.i32[(offset >> 2) + OUTCOME]!;
+    const block = Math.abs(outcome);
+    if (block !== 0 && outcome !== NO_ROOM) {
       dropEncoded(h.buf, block);
       dropReference(block);
     }

@@ -13,8 +13,10 @@ import { ThreadError, describeError } from '../errors.js';
 import { heap } from '../shm/current.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
 import { dropReference, reviveUntracked } from '../shm/handles.js';
+import { type CallbackOwner, callbackOwner, setCallbackOwner } from '../thread/callback-owners.js';
 import { holdProcess } from '../thread/registry.js';
-import { getNativeId } from '../thread/thread.js';
+import { currentThread, getNativeId } from '../thread/thread.js';
+import * as B from '../thread/thread-block.js';
 import { addIsolateExitHook, importModule } from '../thread/body.js';
 import { Future } from './future.js';
 import type { ThreadPoolExecutor } from './thread-pool.js';
@@ -33,7 +35,9 @@ addIsolateExitHook((code, uncaught) => {
   if (current === undefined) return;
   const { executor, running, finishing } = current;
   current = undefined;
-  if (running !== undefined) {
+  // (TASK is taken with an exchange: whoever takes it settles the future, once.)
+  const task = (currentThread()._offset >> 2) + B.TASK;
+  if (running !== undefined && Atomics.exchange(heap().i32, task, 0) !== 0) {
     const error =
       uncaught === undefined
         ? new ThreadError(`process.exit(${code}) was called in a task: it ended the pool thread's isolate`)
@@ -49,13 +53,16 @@ addIsolateExitHook((code, uncaught) => {
 async function load(descriptor: FunctionDescriptor): Promise<Task> {
   if (descriptor.kind === 'source') {
     const fn = compileSource(descriptor.source, descriptor.origin);
-    return (...args: unknown[]) => {
+    const task = (...args: unknown[]): unknown => {
       try {
         return fn(...args);
       } catch (error) {
         throw explainMissingName(error, 'the task function');
       }
     };
+    // Named as the user's function (reports name the task by it).
+    Object.defineProperty(task, 'name', { value: descriptor.name });
+    return task;
   }
   const module = await importModule(descriptor.module, `task function "${descriptor.name}"`);
   const fn = module[descriptor.name];
@@ -67,18 +74,26 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
-/** Completes the future; a result that cannot be sent fails it instead. Never throws. */
+/**
+ * Completes the future; a result that cannot be sent fails it instead, and when even the error
+ * cannot be stored (the heap is full) it fails with HeapExhaustedError, which needs no room.
+ * Never throws: every task's future settles.
+ */
 function settle(future: Future, outcome: unknown, failed: boolean): void {
   try {
     if (failed) future.setException(outcome);
     else future.setResult(outcome);
+    return;
   } catch (error) {
+    if (future.done()) return; // settled meanwhile by someone else (a user's setResult)
     try {
       future.setException(error); // the result (or error) could not be sent: say why
+      return;
     } catch {
-      // settled meanwhile by someone else (a user's setResult): nothing to do
+      // the heap has no room even for that error
     }
   }
+  future._failForLackOfRoom();
 }
 
 /** The pool thread's body. */
@@ -109,6 +124,10 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
   const queue = executor._queue;
   const h = heap();
   const me = getNativeId();
+  // This thread's TASK slot: a parent that sees our isolate die settles the task named there.
+  const task = (currentThread()._offset >> 2) + B.TASK;
+  const threadOwner = callbackOwner();
+  const threadName = currentThread().name;
   for (;;) {
     let record = queue.take(performance.now() + IDLE_BEFORE_YIELD_MS, state.finishing);
     state.finishing = false;
@@ -136,7 +155,11 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
       continue;
     }
     future._setRunner(me);
+    Atomics.store(h.i32, task, header.future);
     state.running = future;
+    // Callbacks the task schedules are its own: one that throws after it ended is reported against it.
+    const owner: CallbackOwner = { what: `a task of ${threadName}`, ended: false };
+    setCallbackOwner(owner);
     let outcome: unknown;
     let failed = false;
     try {
@@ -146,6 +169,7 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
         fn = await load(queue.functionDescriptor(header.functionId) as FunctionDescriptor);
         functions.set(header.functionId, fn);
       }
+      if (fn.name !== '') owner.what = `a task of ${threadName} (function ${fn.name})`;
       if (header.chunked) {
         const results: unknown[] = [];
         for (const item of args as unknown[][]) {
@@ -164,8 +188,12 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
     // Idle from here on for a submit's count: the caller of result() may submit again at once.
     queue.finishing();
     state.finishing = true;
-    settle(future, outcome, failed);
     state.running = undefined;
+    owner.ended = true;
+    setCallbackOwner(threadOwner);
+    // Ours to settle unless a parent took it (it cannot while we run: stay exact anyway).
+    if (Atomics.exchange(h.i32, task, 0) === 0) continue;
+    settle(future, outcome, failed);
     dropReference(header.future);
     // Settled: the task no longer holds the process (registry.ts). After the settle, so a
     // process whose main thread awaits nothing else exits only once the result is out.

@@ -38,7 +38,8 @@ import { BrokenThreadPool, ThreadError, describeError } from '../errors.js';
 import { decodeValue, dropEncoded, encodeToBytes, forEachHandle } from '../shm/codec.js';
 import { deadlineAfter, describe, msUntil, timeoutOrZero } from '../shm/futex.js';
 import { BUILTIN_MODULE, type FunctionDescriptor, type ThreadFunction, builtins, describeFunction } from '../shm/functions.js';
-import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs, wrapperFor } from '../shm/handles.js';
+import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs, reviveUntracked, wrapperFor } from '../shm/handles.js';
+import type { Heap } from '../shm/heap.js';
 import { S_ROOTS } from '../shm/heap.js';
 import { address } from '../sync/options.js';
 import { refuseWhileImporting } from '../thread/bootstrapping.js';
@@ -310,7 +311,10 @@ export class ThreadPoolExecutor extends SharedObject {
   /** Takes the listed threads that `match` off the list (dropping its references); returns their offsets. */
   private removeThreads(match: (i32: Int32Array, offset: number) => boolean): number[] {
     const removed = this._queue.locked((i32) => this.removeThreadsLocked(i32, (offset) => match(i32, offset)));
-    for (const offset of removed) dropReference(offset);
+    for (const offset of removed) {
+      settleOrphanedTask(this._heap, offset);
+      dropReference(offset);
+    }
     return removed;
   }
 
@@ -542,6 +546,27 @@ export class ThreadPoolExecutor extends SharedObject {
     }
     flush();
     return { futures, deadline, chunked: chunksize > 1 };
+  }
+}
+
+/**
+ * A stopped pool thread whose TASK slot still names a future died under it without running its
+ * exit hook (out of memory, terminated): nobody else will settle that future, so every way of
+ * waiting for it (result, await, callbacks, waitAsync, asCompletedAsync) would wait for ever.
+ * Fail it, and release what the thread held for it.
+ */
+function settleOrphanedTask(h: Heap, threadBlock: number): void {
+  const offset = Atomics.exchange(h.i32, (threadBlock >> 2) + B.TASK, 0);
+  if (offset === 0) return;
+  // Adopts the dead thread's reference on the future, dropped below.
+  const future = reviveUntracked(offset, () => new Future());
+  try {
+    if (!future.done()) future.setException(new ThreadError('the pool thread running this task died before it finished (its isolate ended abruptly: out of memory, or terminated)'));
+  } catch {
+    // settled meanwhile
+  } finally {
+    dropReference(offset);
+    holdProcess(-1); // the task left the pool (registry.ts)
   }
 }
 

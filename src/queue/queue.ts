@@ -82,7 +82,7 @@ export class Queue<T = unknown> extends QueueCore<T> {
 
   /**
    * Marks one task (one item got earlier) as done; when none is left, `join()` returns.
-   * @throws RangeError "task_done() called too many times" when no task is unfinished.
+   * @throws RangeError "taskDone() called too many times" when no task is unfinished.
    */
   taskDone(): void {
     const i32 = this._heap.i32;
@@ -96,7 +96,7 @@ export class Queue<T = unknown> extends QueueCore<T> {
       if (itemsBetween(put, done) <= 0) {
         put = Atomics.load(i32, b + PUT_WORD);
         this._putSeen = put;
-        if (itemsBetween(put, done) <= 0) throw new RangeError('task_done() called too many times');
+        if (itemsBetween(put, done) <= 0) throw new RangeError('taskDone() called too many times');
       }
       // The compareExchange is the change joiners wait for (they sleep while DONE_WORD holds `done`).
       if (Atomics.compareExchange(i32, b + DONE_WORD, done, (done + ONE) | 0) !== done) continue;

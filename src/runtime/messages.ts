@@ -32,6 +32,8 @@ export interface WorkerData {
   entry: string;
   /** In a bundle: evaluate the whole bundle (the app's top level too) before running threads (bundled-worker.ts). */
   evaluateBundle: boolean;
+  /** An injected fault (threadkit/testing): the bootstrap fails before it loads threadkit. */
+  failStart: boolean;
   /** The parent's `--import` and `--require` preloads, run by the bootstrap (spawn.ts). */
   preloads: { kind: 'import' | 'require'; specifier: string }[];
   sab: SharedArrayBuffer;

@@ -21,7 +21,9 @@ import { encodeValue } from '../shm/codec.js';
 import { heap } from '../shm/current.js';
 import { futexWait } from '../shm/futex.js';
 import { Kind, dropReference } from '../shm/handles.js';
+import { S_FAULT_STARTS } from '../shm/heap.js';
 import { ASSIGNED, BUSY, IDLE, MAILBOX_BOOT_ERROR, MAILBOX_BOOT_TEXT, MAILBOX_BYTES, MAILBOX_INIT, MAILBOX_STATE, MAILBOX_TID, type ThreadInit, type WorkerData } from './messages.js';
+import { NATIVE_ID } from '../thread/thread-block.js';
 import { BOOTSTRAP, workerEntry, workerExecArgv, workerPreloads } from './spawn.js';
 
 export interface PooledWorker {
@@ -100,6 +102,10 @@ function handOver(pooled: PooledWorker, init: ThreadInit): boolean {
     dropReference(block); // it left (EXITED) or is still busy: not ours to use
     return false;
   }
+  // The warm isolate's OS thread is the new thread's: known now, for thread.nativeId right after
+  // start() (nobody sleeps on the slot before start() returns: no notify needed).
+  const tid = Atomics.load(h.i32, state + MAILBOX_TID);
+  if (tid > 0) Atomics.store(h.i32, (init.threadBlock >> 2) + NATIVE_ID, tid);
   Atomics.notify(h.i32, state + MAILBOX_STATE);
   return true;
 }
@@ -108,7 +114,7 @@ function spawnIsolate(init: ThreadInit): PooledWorker {
   const h = heap();
   const mailbox = h.alloc(MAILBOX_BYTES, Kind.Bytes);
   h.i32.fill(0, mailbox >> 2, (mailbox + MAILBOX_BYTES) >> 2); // a reused block may hold an old boot error
-  const data: WorkerData = { threadkit: true, entry: workerEntry, evaluateBundle: init.needsBundle, preloads: workerPreloads, sab: h.sab, mailbox, keepIdleMs, first: init };
+  const data: WorkerData = { threadkit: true, entry: workerEntry, evaluateBundle: init.needsBundle, failStart: takeStartFault(), preloads: workerPreloads, sab: h.sab, mailbox, keepIdleMs, first: init };
   const options: ConstructorParameters<typeof Worker>[1] = { eval: true, workerData: data, execArgv: workerExecArgv };
   // A worker isolate needs about 1 MiB of stack to load its modules: smaller sizes get that.
   if (stackBytes > 0) options.resourceLimits = { stackSizeMb: Math.max(stackBytes, MIN_STACK_BYTES) / (1024 * 1024) };
@@ -133,6 +139,15 @@ function spawnIsolate(init: ThreadInit): PooledWorker {
     dropReference(mailbox);
   });
   return pooled;
+}
+
+/** True when a test asked this isolate start to fail (threadkit/testing failNextIsolateStarts): one taken from the countdown. */
+function takeStartFault(): boolean {
+  const i32 = heap().i32;
+  for (let left = Atomics.load(i32, S_FAULT_STARTS); left > 0; left = Atomics.load(i32, S_FAULT_STARTS)) {
+    if (Atomics.compareExchange(i32, S_FAULT_STARTS, left, left - 1) === left) return true;
+  }
+  return false;
 }
 
 /**

@@ -17,6 +17,7 @@
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { NATIVE_ID } from '../thread/thread-block.js';
 import { BOOT_TEXT_UNITS, MAILBOX_BOOT_ERROR, MAILBOX_BOOT_TEXT, MAILBOX_TID } from './messages.js';
 
 /** This file's own name: anything else means a bundler merged threadkit into another file. */
@@ -41,7 +42,11 @@ const box = workerData.mailbox >> 2;
 let tid = -1;
 try { tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()) || -1; } catch {}
 Atomics.store(i32, box + ${MAILBOX_TID}, tid);
+// The first thread's native id, for a parent that reads thread.nativeId right after start().
+Atomics.store(i32, (workerData.first.threadBlock >> 2) + ${NATIVE_ID}, tid);
+Atomics.notify(i32, (workerData.first.threadBlock >> 2) + ${NATIVE_ID});
 async function boot() {
+  if (workerData.failStart) throw new Error('an injected fault: threadkit/testing failNextIsolateStarts');
   for (const preload of workerData.preloads) {
     if (preload.kind === 'require') require(preload.specifier);
     else await import(preload.specifier);

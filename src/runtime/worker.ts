@@ -14,6 +14,7 @@ import { decodeValue } from '../shm/codec.js';
 import { futexWait, futexWaitAsync, loopHolders } from '../shm/futex.js';
 import { dropReference, releaseAllHeld } from '../shm/handles.js';
 import { abandonThread, hasLiveChildren, onIsolateExit, runThreadBody } from '../thread/body.js';
+import { attributeCallbacks } from '../thread/callback-owners.js';
 import { ASSIGNED, BUSY, EXITED, IDLE, MAILBOX_INIT, MAILBOX_STATE, type ThreadInit, type WorkerData } from './messages.js';
 import { writeOutputDirectly } from './output.js';
 
@@ -35,6 +36,8 @@ export async function runIsolate(bundleLoaded?: Promise<unknown>): Promise<never
   attachThread(data.sab, data.first.ident);
   // What threads print goes straight to fd 1 and 2, in the order it was printed (output.ts).
   writeOutputDirectly();
+  // A callback a thread or task left behind that throws is reported against it (callback-owners.ts).
+  attributeCallbacks();
   const h = heap();
   state = (data.mailbox >> 2) + MAILBOX_STATE;
   process.on('exit', (code) => {

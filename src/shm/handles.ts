@@ -259,11 +259,25 @@ export function dropReference(offset: number): void {
   }
 }
 
+/** Work for the end of this isolate, before its references are dropped (a waiter leaving a Condition's list, say). */
+const exitHooks: (() => void)[] = [];
+
+export function onIsolateExit(hook: () => void): void {
+  exitHooks.push(hook);
+}
+
 /**
- * At thread end: drop the reference of every wrapper this thread still holds. After this the
- * thread must not touch shared objects again.
+ * At thread end: run the exit hooks, then drop the reference of every wrapper this thread
+ * still holds. After this the thread must not touch shared objects again.
  */
 export function releaseAllHeld(): void {
+  for (const hook of exitHooks) {
+    try {
+      hook();
+    } catch {
+      // the isolate is ending: one hook's failure must not keep the others from running
+    }
+  }
   for (const [offset, count] of held) for (let i = 0; i < count; i++) dropReference(offset);
   held.clear();
   heldTotal = 0;

@@ -54,6 +54,10 @@ const S_LIVE_BLOCKS = 6;
 export const S_MAIN_IDENT = 7;
 /** First of the slots that hold offsets of process-wide singletons. */
 export const S_ROOTS = 8;
+/** Injected faults (threadkit/testing): allocations, anywhere in the process, still to fail. */
+const S_FAULT_ALLOCS = S_ROOTS + 20;
+/** Injected faults: isolate starts still to fail (runtime/pool.ts). */
+export const S_FAULT_STARTS = S_ROOTS + 21;
 const S_FREE_HEAD = 32;
 
 const BLOCK_HEADER = 8;
@@ -160,6 +164,7 @@ export class Heap {
    * @throws HeapExhaustedError when no free block is large enough and the heap is at its maximum size.
    */
   alloc(payloadBytes: number, kind: number): number {
+    if (this.i32[S_FAULT_ALLOCS] !== 0) this.injectedFault(payloadBytes);
     const sizeClass = classFor(payloadBytes + BLOCK_HEADER);
     const blockBytes = 2 ** sizeClass;
     this.lockAllocator();
@@ -244,6 +249,21 @@ export class Heap {
     } finally {
       this.unlockAllocator();
     }
+  }
+
+  /** Fails this allocation if a test asked for it (threadkit/testing failNextAllocations). */
+  private injectedFault(payloadBytes: number): void {
+    // A countdown any thread may take from: each failing allocation takes one.
+    for (let left = Atomics.load(this.i32, S_FAULT_ALLOCS); left > 0; left = Atomics.load(this.i32, S_FAULT_ALLOCS)) {
+      if (Atomics.compareExchange(this.i32, S_FAULT_ALLOCS, left, left - 1) === left) {
+        throw new HeapExhaustedError(`threadkit heap exhausted: no room for a block of ${payloadBytes + BLOCK_HEADER} bytes (an injected fault: threadkit/testing failNextAllocations)`);
+      }
+    }
+  }
+
+  /** @internal threadkit/testing: the next `n` allocations in the process fail with HeapExhaustedError. */
+  _failNextAllocations(n: number): void {
+    Atomics.store(this.i32, S_FAULT_ALLOCS, n);
   }
 
   /** A free block of `sizeClass` (splitting a larger one if need be), or 0. Under the lock. */

@@ -11,20 +11,28 @@
  * | 1    | head   | first waiter node, 0 when none                     |
  * | 2    | tail   | last waiter node                                   |
  * | 3    | count  | number of nodes in the list                        |
+ * | 4    | gone   | nodes in the list whose waiter's isolate ended     |
  *
- * A waiter node is a small block of its own: [state (0 waiting, 1 notified), next]. The list is
+ * A waiter node is a small block of its own: [state (0 waiting, 1 notified, 2 abandoned), next]. The list is
  * only read or changed by a thread that holds the condition's lock (wait appends before it
  * releases the lock and unlinks after it re-acquires it; notify requires the lock), so the lock
  * orders every list access. A waiter sleeps on its own node's state and only while it is 0;
  * notify sets it to 1 before waking it, so a notify that comes between the unlock and the
  * sleep is never lost. The waiter frees its node after re-acquiring the lock, so notify never
  * touches a freed node.
+ *
+ * A waiter whose isolate ends while it waits (process.exit() in its thread) cannot take the
+ * lock to unlink its node. Its exit hook marks the node abandoned with a compareExchange from 0
+ * (and counts it in GONE); notify's own compareExchange from 0 to 1 decides between the two: a
+ * notify that finds an abandoned node frees it and goes on to the next waiter, so the dead
+ * waiter swallows no notify; an exit hook that finds its node notified (already unlinked) frees
+ * it. `nWaiting` leaves abandoned nodes out.
  */
 
 import { inspect } from 'node:util';
 import { ThreadError } from '../errors.js';
 import { deadlineAfter, describe, futexWait, futexWaitAsync, timeoutOrZero } from '../shm/futex.js';
-import { Kind, SharedObject, dropReference, isGenuine, isReviving, registerKind, rememberIdentity, reviveAs, wrapperFor } from '../shm/handles.js';
+import { Kind, SharedObject, dropReference, isGenuine, isReviving, onIsolateExit, registerKind, rememberIdentity, reviveAs, wrapperFor } from '../shm/handles.js';
 import { Lock } from './lock.js';
 import { type AcquireOptions, type AsyncAcquireOptions, type Held, heldBy, holdTimeout, lockAcquireOptions } from './options.js';
 import { RLock } from './rlock.js';
@@ -33,8 +41,27 @@ const LOCK = 0;
 const HEAD = 1;
 const TAIL = 2;
 const COUNT = 3;
+const GONE = 4;
+const BLOCK_BYTES = 20;
 const NODE_STATE = 0;
 const NODE_NEXT = 1;
+const WAITING = 0;
+const NOTIFIED = 1;
+const ABANDONED = 2;
+
+/** This isolate's waiter nodes still in a list, with their condition's words: abandoned at isolate exit. */
+const pendingNodes = new Map<number, { i32: () => Int32Array; base: number }>();
+
+onIsolateExit(() => {
+  for (const [node, { i32, base }] of pendingNodes) {
+    const words = i32();
+    // Either notify set it to NOTIFIED (and unlinked it: ours to free), or we mark it and a
+    // later notify frees it (see the module comment).
+    if (Atomics.compareExchange(words, (node >> 2) + NODE_STATE, WAITING, ABANDONED) === WAITING) Atomics.add(words, base + GONE, 1);
+    else dropReference(node);
+  }
+  pendingNodes.clear();
+});
 
 export interface WaitOptions {
   /** Wait at most this many milliseconds (negative counts as 0). `undefined` waits forever. */
@@ -58,7 +85,7 @@ export class Condition extends SharedObject {
         throw new TypeError(`Condition(lock): expected a Lock or an RLock made with its constructor, got an object that only has its prototype (or whose block was freed)`);
       }
     }
-    super(Kind.Condition, 16);
+    super(Kind.Condition, BLOCK_BYTES);
     this.base = this._offset >> 2;
     if (this._fresh) {
       this.lock = lock ?? new RLock();
@@ -201,8 +228,13 @@ export class Condition extends SharedObject {
       if (i32[this.base + HEAD] === 0) i32[this.base + TAIL] = 0;
       i32[(node >> 2) + NODE_NEXT] = -1; // unlinked
       i32[this.base + COUNT] = i32[this.base + COUNT]! - 1;
-      // State first, then wake: the waiter sleeps only while the state is 0.
-      Atomics.store(i32, (node >> 2) + NODE_STATE, 1);
+      // State first, then wake: the waiter sleeps only while the state is WAITING. A node whose
+      // waiter's isolate ended is freed instead, and the notify goes to the next waiter.
+      if (Atomics.compareExchange(i32, (node >> 2) + NODE_STATE, WAITING, NOTIFIED) !== WAITING) {
+        Atomics.sub(i32, this.base + GONE, 1);
+        dropReference(node);
+        continue;
+      }
       Atomics.notify(i32, (node >> 2) + NODE_STATE, 1);
       n--;
     }
@@ -215,7 +247,7 @@ export class Condition extends SharedObject {
 
   /** Number of threads waiting (an instant's answer). */
   get nWaiting(): number {
-    return Atomics.load(this.i32, this.base + COUNT);
+    return Atomics.load(this.i32, this.base + COUNT) - Atomics.load(this.i32, this.base + GONE);
   }
 
   /** Appends a new waiter node; the caller must hold the lock. */
@@ -229,6 +261,7 @@ export class Condition extends SharedObject {
     else i32[(tail >> 2) + NODE_NEXT] = node;
     i32[this.base + TAIL] = node;
     i32[this.base + COUNT] = i32[this.base + COUNT]! + 1;
+    pendingNodes.set(node, { i32: () => this.i32, base: this.base });
     return node;
   }
 
@@ -238,8 +271,9 @@ export class Condition extends SharedObject {
    * still counts (returns true), so no notify is ever lost.
    */
   private leaveWaiters(node: number): boolean {
+    pendingNodes.delete(node);
     const i32 = this.i32;
-    const notified = Atomics.load(i32, (node >> 2) + NODE_STATE) === 1;
+    const notified = Atomics.load(i32, (node >> 2) + NODE_STATE) === NOTIFIED;
     if (!notified && i32[(node >> 2) + NODE_NEXT] !== -1) this.unlink(node);
     dropReference(node);
     return notified;
@@ -273,5 +307,14 @@ export class Condition extends SharedObject {
 registerKind(Kind.Condition, {
   name: 'Condition',
   revive: (offset) => reviveAs(offset, () => new Condition()),
-  destroy: (heap, offset) => dropReference(heap.i32[(offset >> 2) + LOCK]!),
+  destroy: (heap, offset) => {
+    // Nodes left in the list belong to waiters whose isolates ended (abandoned): free them.
+    heap.ensureMapped(heap.topBytes());
+    for (let node = heap.i32[(offset >> 2) + HEAD]!; node !== 0; ) {
+      const next = heap.i32[(node >> 2) + NODE_NEXT]!;
+      dropReference(node);
+      node = next;
+    }
+    dropReference(heap.i32[(offset >> 2) + LOCK]!);
+  },
 });

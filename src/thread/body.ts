@@ -14,6 +14,7 @@ import { dropReference, rememberIdentity, reviveAs } from '../shm/handles.js';
 import type { ThreadInit, WorkerData } from '../runtime/messages.js';
 import { bundled, inheritTypescriptLoader, typescriptLoader, workerEntry } from '../runtime/spawn.js';
 import { guardImport } from './bootstrapping.js';
+import { type CallbackOwner, setCallbackOwner } from './callback-owners.js';
 import { clearThreadLocals } from './local.js';
 import * as B from './thread-block.js';
 import { Thread, claimEnding, getNativeId, publishStopped, setCurrentThread, storeEncoded, storeException } from './thread.js';
@@ -127,10 +128,14 @@ export async function runThreadBody(init: ThreadInit): Promise<void> {
   const h = heap();
   setCurrentIdent(init.ident);
   inheritTypescriptLoader(init.typescriptLoader);
+  // (Its bootstrap or its parent stored it already, unless /proc could not tell them: then now.)
   Atomics.store(h.i32, (init.threadBlock >> 2) + B.NATIVE_ID, getNativeId());
+  Atomics.notify(h.i32, (init.threadBlock >> 2) + B.NATIVE_ID); // a parent's nativeId getter may sleep on it
   let thread: Thread | undefined;
   let error: unknown;
   let failed = false;
+  const owner: CallbackOwner = { what: `thread ${init.name}`, ended: false };
+  setCallbackOwner(owner);
   try {
     thread = await threadObject(init);
     rememberIdentity(thread);
@@ -145,6 +150,8 @@ export async function runThreadBody(init: ThreadInit): Promise<void> {
     failed = true;
     error = caught;
   }
+  owner.ended = true;
+  setCallbackOwner(undefined);
   finish(init, thread, failed, error);
 }
 

@@ -5,9 +5,11 @@
  */
 
 import { inspect } from 'node:util';
+import { currentIdent } from '../shm/current.js';
 import { describe } from '../shm/futex.js';
 import type { Thread } from './thread.js';
 
+/** What the hook is given (see ExceptHook: it also unpacks as CPython's tuple). */
 export interface ExceptHookArgs {
   /** The error's class name ("TypeError", "ThreadError", …). */
   excType: string;
@@ -19,11 +21,16 @@ export interface ExceptHookArgs {
   thread: Thread | undefined;
 }
 
-export type ExceptHook = (args: ExceptHookArgs) => void;
+/**
+ * A hook. Its argument also unpacks as CPython's tuple:
+ * `const [excType, excValue, excTraceback, thread] = args`.
+ */
+export type ExceptHook = (args: ExceptHookArgs & Iterable<unknown>) => void;
 
 /** The default hook: Python's "Exception in thread NAME:" and the stack, on stderr. */
 export function excepthook(args: ExceptHookArgs): void {
-  const name = args.thread?.name ?? 'unknown thread';
+  // As CPython: a hook called without a thread names the calling thread by its ident.
+  const name = args.thread?.name ?? String(currentIdent());
   const text = args.excTraceback ?? (args.excValue instanceof Error ? `${args.excValue.name}: ${args.excValue.message}` : `${args.excType}: ${inspect(args.excValue)}`);
   process.stderr.write(`Exception in thread ${name}:\n${text}\n`);
 }
@@ -49,14 +56,23 @@ export function getExcepthook(): ExceptHook {
   return currentHook;
 }
 
+/** The hook's argument: the four properties, and iterable in CPython's order (not enumerable, so logging it shows the four). */
+export function hookArgs(excType: string, excValue: unknown, excTraceback: string | undefined, thread: Thread | undefined): ExceptHookArgs & Iterable<unknown> {
+  const args = { excType, excValue, excTraceback, thread } as ExceptHookArgs & Iterable<unknown>;
+  Object.defineProperty(args, Symbol.iterator, {
+    value: function* (this: ExceptHookArgs) {
+      yield this.excType;
+      yield this.excValue;
+      yield this.excTraceback;
+      yield this.thread;
+    },
+  });
+  return args;
+}
+
 /** Calls the hook for an error that escaped `thread`; a hook that throws is reported, not raised. */
 export function reportThreadException(thread: Thread | undefined, error: unknown): void {
-  const args: ExceptHookArgs = {
-    excType: error instanceof Error ? error.name : typeof error,
-    excValue: error,
-    excTraceback: error instanceof Error ? error.stack : undefined,
-    thread,
-  };
+  const args = hookArgs(error instanceof Error ? error.name : typeof error, error, error instanceof Error ? error.stack : undefined, thread);
   try {
     currentHook(args);
   } catch (hookError) {

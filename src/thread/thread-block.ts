@@ -14,7 +14,10 @@
  * | 6      | PARENT    | ident of the thread that started it                                 |
  * | 7, 8   | NEXT/PREV | links of the live-thread list (registry.ts), guarded by its mutex    |
  * | 9      | NAME_LEN  | bytes of the name below                                              |
- * | 10..   | NAME      | the name, UTF-8, at most NAME_BYTES (longer names are cut there)     |
+ * | 10     | TASK      | a pool thread's running task: its future's offset, or 0 (the thread  |
+ * |        |           | holds a reference on it; whoever takes it with an exchange, the      |
+ * |        |           | thread or a parent that saw its isolate die, settles the future)     |
+ * | 11..   | NAME      | the name, UTF-8, at most NAME_BYTES (longer names are cut there)     |
  *
  * The thread writes RESULT and EXCEPTION before it stores STOPPED and notifies, so a joiner
  * that sees STOPPED also sees them.
@@ -32,9 +35,11 @@ export const PARENT = 6;
 export const NEXT = 7;
 export const PREV = 8;
 export const NAME_LEN = 9;
-export const NAME = 10;
+export const TASK = 10;
+export const NAME = 11;
 
-export const NAME_BYTES = 208;
+/** The block is 256 bytes with its header: the name takes what the slots leave. */
+export const NAME_BYTES = 204;
 export const BLOCK_BYTES = NAME * 4 + NAME_BYTES;
 
 export const INITIAL = 0;

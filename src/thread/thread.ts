@@ -15,7 +15,7 @@ import { inspect } from 'node:util';
 import { ThreadError, describeError } from '../errors.js';
 import { decodeValue, dropEncoded, encodeToBytes } from '../shm/codec.js';
 import { allocateIdent, currentIdent, heap, isHeapCreator } from '../shm/current.js';
-import { S_MAIN_IDENT, S_NEXT_THREAD_NO } from '../shm/heap.js';
+import { HeapExhaustedError, S_MAIN_IDENT, S_NEXT_THREAD_NO } from '../shm/heap.js';
 import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
 import { type FunctionDescriptor, type ThreadFunction, compileSource, describeFunction } from '../shm/functions.js';
 import { Kind, SharedObject, dropReference, isReviving, registerKind, rememberIdentity, reviveAs, wrapperFor } from '../shm/handles.js';
@@ -31,7 +31,7 @@ import * as B from './thread-block.js';
 export interface ThreadOptions<A extends unknown[] = unknown[]> {
   /** What the thread runs: a self-contained function or `{ module, name }`. */
   target?: ThreadFunction;
-  /** Default "Thread-N", or "Thread-N (targetName)"; N counts threads process-wide. */
+  /** Default "Thread-N", or "Thread-N (targetName)"; N counts threads process-wide. Made a string with String(). */
   name?: string;
   /** Arguments for the target, copied to the thread (shared objects by reference). */
   args?: Readonly<A>;
@@ -82,10 +82,10 @@ export class Thread<R = unknown> extends SharedObject {
     const { target, name, args = [], daemon } = options;
     this.#target = target === undefined ? undefined : describeThreadTarget(target);
     if (!Array.isArray(args)) throw new TypeError(`Thread args must be an array, got ${describe(args)}`);
-    if (name !== undefined && typeof name !== 'string') throw new TypeError(`Thread name must be a string, got ${describe(name)}`);
     if (daemon !== undefined && typeof daemon !== 'boolean') throw new TypeError(`Thread daemon must be a boolean, got ${describe(daemon)}`);
     this.#args = args;
-    this.#name = name ?? defaultName(this.#target);
+    // As CPython: any name is made a string; a missing or empty one gets the default.
+    this.#name = name === undefined || name === null || (name as unknown) === '' ? defaultName(this.#target) : String(name);
     B.writeName(h, this._offset, this.#name);
     if (daemon ?? currentThread().daemon) h.i32[this.base + B.FLAGS] = B.DAEMON;
     if (new.target !== Thread && !isInternalSubclass(new.target)) this.#classModule = classModule(new.target);
@@ -118,9 +118,24 @@ export class Thread<R = unknown> extends SharedObject {
     return Atomics.load(this.i32, this.base + B.IDENT) || undefined;
   }
 
-  /** The OS thread id (Linux TID) once the thread runs, else undefined. */
+  /**
+   * The OS thread id (Linux TID) once `start()` has returned, else undefined. As CPython's,
+   * it is known when start() returns: the isolate's bootstrap publishes it within a
+   * millisecond or two of the spawn, and this getter waits for that (start() itself does not,
+   * so starting many threads stays parallel).
+   */
   get nativeId(): number | undefined {
-    return Atomics.load(this.i32, this.base + B.NATIVE_ID) || undefined;
+    const i32 = this.i32;
+    const slot = this.base + B.NATIVE_ID;
+    // Sleep only while the slot is 0 and the thread STARTED: the bootstrap (or the thread, or a
+    // parent handing over a warm isolate) stores the id, then notifies; an isolate that dies
+    // first is seen by the liveness check after each slice, and it then stops being STARTED.
+    while (Atomics.load(i32, slot) === 0 && this.state() === B.STARTED) {
+      futexWait(i32, slot, 0, performance.now() + LIVENESS_CHECK_MS);
+      this._checkIsolateAlive(false);
+    }
+    const id = Atomics.load(i32, slot);
+    return id > 0 ? id : undefined;
   }
 
   /**
@@ -341,6 +356,12 @@ export class Thread<R = unknown> extends SharedObject {
 
   #startFailure: ThreadError | undefined;
 
+  /** @internal threadkit/testing: ends the thread's isolate at once, as out-of-memory would (no exit handlers run). */
+  _terminateIsolate(): Promise<number> {
+    if (this.#isolate === undefined) throw new ThreadError(`${this.toString()}: this thread did not start it, or its isolate has ended`);
+    return this.#isolate.worker.terminate();
+  }
+
   /** @internal set in the parent when the thread's isolate could not load threadkit (the pool counts these) */
   get _startFailure(): ThreadError | undefined {
     return this.#startFailure;
@@ -353,7 +374,7 @@ registerKind(Kind.Thread, {
   destroy: (h, offset) => {
     for (const slot of [B.RESULT, B.EXCEPTION]) {
       const block = h.i32[(offset >> 2) + slot]!;
-      if (block === 0) continue;
+      if (block === 0 || block === NO_ROOM) continue;
       dropEncoded(h.buf, block);
       dropReference(block);
     }
@@ -398,15 +419,26 @@ export function storeEncoded(h: ReturnType<typeof heap>, block: number, slot: nu
 export function storeException(h: ReturnType<typeof heap>, block: number, error: unknown): void {
   try {
     storeEncoded(h, block, B.EXCEPTION, error, 'exception');
+    return;
   } catch (encodeError) {
     const what = error instanceof Error ? describeError(error) : describe(error);
-    storeEncoded(h, block, B.EXCEPTION, new ThreadError(`${what} (the error itself could not be sent to another thread: ${(encodeError as Error).message})`), 'exception');
+    try {
+      storeEncoded(h, block, B.EXCEPTION, new ThreadError(`${what} (the error itself could not be sent to another thread: ${(encodeError as Error).message})`), 'exception');
+      return;
+    } catch {
+      // no room in the heap even for that: the marker below needs none
+    }
   }
+  Atomics.store(h.i32, (block >> 2) + B.EXCEPTION, NO_ROOM);
 }
+
+/** An EXCEPTION slot that holds no block: the thread ended while the heap was full (takeEncoded). */
+const NO_ROOM = -1;
 
 function takeEncoded(h: ReturnType<typeof heap>, block: number, slot: number): unknown {
   const bytesBlock = Atomics.exchange(h.i32, (block >> 2) + slot, 0);
   if (bytesBlock === 0) return undefined;
+  if (bytesBlock === NO_ROOM) return new HeapExhaustedError('the thread ended while the shared heap was full: its error (or its result) could not be stored');
   h.ensureMapped(h.topBytes());
   try {
     return decodeValue(h.buf, bytesBlock);
@@ -478,7 +510,8 @@ class _MainThread extends Thread {
 /** Every live thread in the process, whichever thread started it. */
 export function enumerate(): Thread[] {
   ensureMainThread();
-  return liveThreadBlocks().map((block) => {
+  // The live list is newest first: CPython lists threads in start order, MainThread first.
+  return liveThreadBlocks().reverse().map((block) => {
     const h = heap();
     h.ensureMapped(block + B.BLOCK_BYTES);
     return reviveHandleAsThread(block);

@@ -1,0 +1,41 @@
+/**
+ * `sleep(ms)`: Python's `time.sleep`, in milliseconds. It blocks the calling thread (the main
+ * thread too, whose event loop then waits, as Python's would), never returns early, and
+ * `sleepAsync` is its Promise twin, which an AbortSignal can cut short.
+ */
+
+import { TIMEOUT_MAX, deadlineAfter, describe, futexWaitAsync, msUntil } from '../shm/futex.js';
+
+/** A word nobody notifies (but an aborted sleepAsync, whose wake-up the others sleep through). */
+const napWord = new Int32Array(new SharedArrayBuffer(4));
+
+function checkLength(ms: unknown, what: string): number {
+  if (typeof ms !== 'number' || Number.isNaN(ms)) throw new TypeError(`${what}: expected a number of milliseconds, got ${describe(ms)}`);
+  if (ms < 0) throw new RangeError(`${what}: sleep length must be non-negative, got ${ms}`);
+  if (ms > TIMEOUT_MAX && ms !== Infinity) throw new RangeError(`${what}: ${ms} ms is larger than TIMEOUT_MAX (${TIMEOUT_MAX} ms)`);
+  return ms;
+}
+
+/**
+ * Blocks the calling thread for `ms` milliseconds (at least; `Infinity` for ever).
+ * @throws RangeError for a negative length; TypeError for a non-number.
+ * @example sleep(100); // as time.sleep(0.1)
+ */
+export function sleep(ms: number): void {
+  const deadline = deadlineAfter(checkLength(ms, 'sleep(ms)'));
+  // Each wait times out (nobody notifies for us); loop on what is left, so never early.
+  for (let left = msUntil(deadline); left > 0; left = msUntil(deadline)) Atomics.wait(napWord, 0, 0, left);
+}
+
+/**
+ * Resolves after `ms` milliseconds (at least), without blocking the event loop; rejects with
+ * `signal.reason` when the signal aborts first. While it waits it keeps the process alive, as
+ * a sleeping Python thread does.
+ * @throws RangeError for a negative length; TypeError for a non-number.
+ */
+export async function sleepAsync(ms: number, options: { signal?: AbortSignal } = {}): Promise<void> {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`sleepAsync(ms, options): expected an options object, got ${describe(options)}`);
+  const deadline = deadlineAfter(checkLength(ms, 'sleepAsync(ms)'));
+  options.signal?.throwIfAborted();
+  while (msUntil(deadline) > 0) await futexWaitAsync(napWord, 0, 0, deadline, options.signal);
+}
