@@ -125,3 +125,32 @@ describe('re-entrant calls from getters and Proxy traps', () => {
     assert.deepEqual(inner.result(), { w: 'inner' });
   });
 });
+
+describe('values threadkit refuses to send', () => {
+  it('a shared object made from its prototype alone, anywhere in a value: TypeError naming the path, nothing written', async () => {
+    const { Queue, Thread, Lock, Future, wait } = await import('threadkit');
+    const fake = Object.create(Lock.prototype) as InstanceType<typeof Lock>;
+    const queue = new Queue();
+    assert.throws(() => queue.put({ lock: fake }), { name: 'TypeError', message: /^item\.lock: a Lock made from its prototype alone is not a shared object/ });
+    assert.equal(queue.qsize(), 0);
+    assert.throws(() => new Thread({ target: () => 1, args: [1, [fake]] }).start(), { name: 'TypeError', message: /^args\[1\]\[0\]: a Lock made from its prototype alone/ });
+    assert.throws(() => wait([Object.create(Future.prototype) as InstanceType<typeof Future>]), { name: 'TypeError', message: /made from Future\.prototype alone/ });
+  });
+
+  it('a queue inside its own items, a future inside its own result: refused (a cycle in shared memory is never freed)', async () => {
+    const { Queue, PriorityQueue, SimpleQueue, Future } = await import('threadkit');
+    for (const queue of [new Queue(), new SimpleQueue(), new PriorityQueue()]) {
+      assert.throws(() => queue.put(queue as never), { name: 'TypeError', message: /^item: the \w+ itself: a shared object that holds itself is a reference cycle/ });
+      assert.throws(() => queue.put([1, { back: queue }] as never), { name: 'TypeError', message: /^item\[1\]\.back: the \w+ itself/ });
+      assert.equal(queue.qsize(), 0);
+      queue.put([2, 'fine'] as never);
+      assert.equal(queue.qsize(), 1);
+    }
+    const future = new Future();
+    assert.throws(() => future.setResult({ self: future }), { name: 'TypeError', message: /^result\.self: the future itself/ });
+    assert.equal(future.done(), false);
+    const other = new Future();
+    future.setResult({ other });
+    assert.equal((future.result() as { other: unknown }).other, other);
+  });
+});

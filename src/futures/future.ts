@@ -366,7 +366,7 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
   private complete(value: unknown, failed: boolean): void {
     // Encode outside the lock; a value that cannot cross fails the call, the future unchanged.
     const h = this._heap;
-    const block = encodeToBlock(h, value, failed ? 'exception' : 'result');
+    const block = encodeToBlock(h, value, failed ? 'exception' : 'result', 0, this._offset, 'the future');
     let refused = -1;
     this.transition((state) => {
       if (state >= CANCELLED) {

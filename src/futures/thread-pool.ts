@@ -250,13 +250,7 @@ export class ThreadPoolExecutor extends SharedObject {
       holdProcess(-1); // the task leaves the pool: it no longer holds the process
       const future = recordFuture(this._heap, record) as Future;
       if (future.done()) continue; // cancelled meanwhile
-      try {
-        future.setException(error);
-      } catch (encodeError) {
-        // The initializer's error cannot cross threads (a field holding a function): say so.
-        if (!(encodeError instanceof TypeError)) continue;
-        future.setException(new BrokenThreadPool(`${message} (its error could not be sent: ${encodeError.message})`));
-      }
+      failBroken(future, error, message);
     }
   }
 
@@ -547,6 +541,27 @@ export class ThreadPoolExecutor extends SharedObject {
     flush();
     return { futures, deadline, chunked: chunksize > 1 };
   }
+}
+
+/**
+ * Fails a pending future of a broken pool, whatever happens: when the cause cannot cross
+ * threads (a field holding a function, nested too deep), a BrokenThreadPool that describes it;
+ * when even that cannot be stored (the heap is full), a HeapExhaustedError needing no room.
+ */
+function failBroken(future: Future, error: BrokenThreadPool, message: string): void {
+  try {
+    future.setException(error);
+    return;
+  } catch (encodeError) {
+    if (future.done()) return;
+    try {
+      future.setException(new BrokenThreadPool(`${message} (its error could not be sent: ${describeError(encodeError)})`));
+      return;
+    } catch {
+      // no room even for that
+    }
+  }
+  future._failForLackOfRoom();
 }
 
 /**

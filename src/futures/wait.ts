@@ -9,6 +9,7 @@
 import { TimeoutError } from '../errors.js';
 import { heap } from '../shm/current.js';
 import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
+import { Kind, isGenuine } from '../shm/handles.js';
 import { COMPLETIONS, COMPLETION_WAITERS, FINISHED, Future, deliverInboxNow, listenAsync, stalledWait, unlistenAsync } from './future.js';
 
 /** How long a blocking wait sleeps before it checks the futures' runners and pools (ms). */
@@ -27,7 +28,11 @@ export interface WaitResult<R> {
 function uniqueFutures<R>(fs: Iterable<Future<R>>, what: string): Future<R>[] {
   if (typeof fs !== 'object' || fs === null || !(Symbol.iterator in fs)) throw new TypeError(`${what}: expected an iterable of futures, got ${describe(fs)}`);
   const list = [...new Set(fs)];
-  for (const f of list) if (!(f instanceof Future)) throw new TypeError(`${what}: expected futures, got ${describe(f)}`);
+  for (const f of list) {
+    if (!(f instanceof Future)) throw new TypeError(`${what}: expected futures, got ${describe(f)}`);
+    // (Before anything is written to the heap: a waiter marks the futures it sleeps on.)
+    if (!isGenuine(f, Kind.Future)) throw new TypeError(`${what}: expected futures made with new Future() or by an executor, got one made from Future.prototype alone`);
+  }
   return list;
 }
 

@@ -239,7 +239,7 @@ export function explainExhausted(error: unknown, what: string): unknown {
  * inline need no encoding; anything else goes through the codec (a TypeError naming the path
  * if it cannot be cloned) and, when large, into a Bytes block allocated here.
  */
-export function stageItem(st: Staged, item: unknown, name: string, op: string, keepBytes = false): Staged {
+export function stageItem(st: Staged, item: unknown, name: string, op: string, keepBytes = false, self = 0): Staged {
   switch (typeof item) {
     case 'number':
       st.num = item;
@@ -288,7 +288,7 @@ export function stageItem(st: Staged, item: unknown, name: string, op: string, k
       }
       break;
   }
-  const bytes = encodeToScratch(item, 'item');
+  const bytes = encodeToScratch(item, 'item', self, `the ${name}`);
   const length = encodedLength();
   if (length <= INLINE_MAX || keepBytes) {
     st.type = R.CODEC;
@@ -729,7 +729,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
 
   /** @internal Stages an item for `_insert` (the priority queue builds its item block here). */
   _stage(st: Staged, item: unknown, op: string): Staged {
-    return stageItem(st, item, this._name, op);
+    return stageItem(st, item, this._name, op, false, this._offset);
   }
 
   /**

@@ -498,7 +498,7 @@ export class PriorityQueue<T = unknown> extends Queue<T> {
     const keyBytes = kpos;
     if (!kpure) {
       // An item that cannot be cloned fails here, with its path named.
-      stageItem(st, item, this._name, op, true);
+      stageItem(st, item, this._name, op, true, this._offset);
     } else {
       st.type = KEYED;
       st.len = 0;

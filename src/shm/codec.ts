@@ -90,6 +90,9 @@ class NotCloneable extends Error {
 /** A value past a limit both sides share (depth, sizes): a RangeError for the caller. */
 class OverLimit extends NotCloneable {}
 
+/** A value threadkit refuses to send (a fake shared object, an object inside itself): a TypeError, with its own words. */
+class Refused extends NotCloneable {}
+
 /** The path for a message: long paths (a deep value's) keep their two ends. */
 function pathText(root: string, segments: string[]): string {
   if (segments.length <= 16) return root + segments.join('');
@@ -134,6 +137,9 @@ class Encoder {
   private handles: number[] = [];
   /** Containers open around the value being written (at most MAX_DEPTH). */
   private depth = 0;
+  /** The shared object the value is being stored into (a queue, a future): it may not hold itself. */
+  private self = 0;
+  private selfName = '';
 
   /** True while an encode runs (re-entered, the caller takes a fresh encoder). */
   busy = false;
@@ -143,8 +149,13 @@ class Encoder {
     return this.buf.subarray(0, length);
   }
 
-  /** Encodes into `buf` (from byte 0); returns the length. */
-  encodeRaw(value: unknown, root: string): number {
+  /**
+   * Encodes into `buf` (from byte 0); returns the length. `self`: the block the value will be
+   * stored in (named `selfName` in errors), which the value may not contain (see Refused).
+   */
+  encodeRaw(value: unknown, root: string, self = 0, selfName = ''): number {
+    this.self = self;
+    this.selfName = selfName;
     this.pos = 0;
     this.nextIndex = 0;
     this.depth = 0;
@@ -156,6 +167,7 @@ class Encoder {
     } catch (error) {
       for (const offset of this.handles) dropReference(offset);
       if (error instanceof OverLimit) throw new RangeError(`${pathText(root, error.segments)}: ${error.what}`);
+      if (error instanceof Refused) throw new TypeError(`${pathText(root, error.segments)}: ${error.what}`);
       if (error instanceof NotCloneable) {
         throw new TypeError(`${pathText(root, error.segments)}: ${error.what} could not be cloned (cannot be sent to another thread)`);
       }
@@ -290,6 +302,16 @@ class Encoder {
       return this.u32(index);
     }
     if (o instanceof SharedObject) {
+      // Checked before anything is written to the heap (retainForTransfer adds a reference).
+      if (!SharedObject._hasBrand(o)) {
+        const name = (Object.getPrototypeOf(o) as { constructor?: { name?: string } } | null)?.constructor?.name ?? 'object';
+        throw new Refused(`a ${name} made from its prototype alone is not a shared object (build it with its constructor)`);
+      }
+      if (o._offset === this.self) {
+        throw new Refused(
+          `${this.selfName} itself: a shared object that holds itself is a reference cycle in shared memory, which is never freed. Send another object (an Event, a second queue), or keep the reference in the thread that has it`,
+        );
+      }
       this.u8(Tag.Handle);
       const offset = retainForTransfer(o);
       this.handles.push(offset);
@@ -972,9 +994,9 @@ export function encodeValue(value: unknown, root = 'value'): Uint8Array {
  * caller fills in; returns the block (the hot paths: task records, future outcomes).
  * @throws TypeError naming the path of a value that cannot cross threads (nothing allocated).
  */
-export function encodeToBlock(h: Heap, value: unknown, root: string, headerBytes = 0): number {
+export function encodeToBlock(h: Heap, value: unknown, root: string, headerBytes = 0, self = 0, selfName = ''): number {
   const enc = idleEncoder();
-  const length = enc.encodeRaw(value, root);
+  const length = enc.encodeRaw(value, root, self, selfName);
   let block: number;
   try {
     block = h.alloc(headerBytes + length, Kind.Bytes);
@@ -992,9 +1014,9 @@ export function encodeToBlock(h: Heap, value: unknown, root: string, headerBytes
  * them at once: it saves the view `encodeValue` makes (~80 ns).
  * @throws TypeError naming the path of a value that cannot cross threads.
  */
-export function encodeToScratch(value: unknown, root: string): Buffer {
+export function encodeToScratch(value: unknown, root: string, self = 0, selfName = ''): Buffer {
   const enc = idleEncoder();
-  scratchLength = enc.encodeRaw(value, root);
+  scratchLength = enc.encodeRaw(value, root, self, selfName);
   return enc.buf;
 }
 

@@ -159,8 +159,17 @@ export abstract class SharedObject {
 
   /** @internal the brand check behind isGenuine() */
   static _hasBrand(value: unknown): value is SharedObject {
-    return typeof value === 'object' && value !== null && #genuine in value;
+    return typeof value === 'object' && value !== null && (#genuine in value || brandedProxies.has(value));
   }
+}
+
+/** Proxies threadkit builds around its own wrappers (local()): a brand check cannot see through a Proxy. */
+const brandedProxies = new WeakSet<object>();
+
+/** Marks `proxy`, built by threadkit around one of its wrappers, as genuine. */
+export function brandProxy<T extends object>(proxy: T): T {
+  brandedProxies.add(proxy);
+  return proxy;
 }
 
 /**

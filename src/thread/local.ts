@@ -5,7 +5,7 @@
  * thread with fresh values.
  */
 
-import { Kind, SharedObject, registerKind, reviveAs } from '../shm/handles.js';
+import { Kind, SharedObject, registerKind, reviveAs, brandProxy } from '../shm/handles.js';
 
 /** Per-isolate storage: local block offset → this thread's values. Cleared when a thread ends. */
 const storage = new Map<number, Record<PropertyKey, unknown>>();
@@ -30,7 +30,8 @@ function valuesOf(handle: LocalHandle): Record<PropertyKey, unknown> {
 }
 
 function proxyFor(handle: LocalHandle): object {
-  return new Proxy(handle, {
+  // Branded: the codec sends it as the handle it wraps (a Proxy hides the handle's own brand).
+  return brandProxy(new Proxy(handle, {
     get: (target, key) => (BOOKKEEPING.has(key) ? target[key as '_offset'] : valuesOf(target)[key]),
     set: (target, key, value) => {
       valuesOf(target)[key] = value;
@@ -47,7 +48,7 @@ function proxyFor(handle: LocalHandle): object {
       valuesOf(target)[key] = descriptor.value;
       return true;
     },
-  });
+  }));
 }
 
 /**
