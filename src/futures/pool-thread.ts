@@ -14,7 +14,6 @@ import { heap } from '../shm/current.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
 import { dropReference, reviveUntracked } from '../shm/handles.js';
 import { type CallbackOwner, callbackOwner, setCallbackOwner } from '../thread/callback-owners.js';
-import { holdProcess } from '../thread/registry.js';
 import { currentThread, getNativeId } from '../thread/thread.js';
 import * as B from '../thread/thread-block.js';
 import { addIsolateExitHook, importModule } from '../thread/body.js';
@@ -44,7 +43,7 @@ addIsolateExitHook((code, uncaught) => {
         : new ThreadError(`an uncaught error ended the pool thread's isolate: ${describeError(uncaught)}`, { cause: uncaught });
     settle(running, error, true);
     dropReference(running._offset);
-    holdProcess(-1); // the task left the pool (registry.ts)
+    executor._queue.work(-1); // the task left the pool
   }
   if (finishing) executor._queue.notFinishing();
   executor._threadDied();
@@ -151,14 +150,14 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
     if (!runs) {
       dropArgs(h, record);
       dropReference(header.future);
-      holdProcess(-1); // the task left the pool (registry.ts)
+      queue.work(-1); // the task left the pool
       continue;
     }
     future._setRunner(me);
     Atomics.store(h.i32, task, header.future);
     state.running = future;
     // Callbacks the task schedules are its own: one that throws after it ended is reported against it.
-    const owner: CallbackOwner = { what: `a task of ${threadName}`, ended: false };
+    const owner: CallbackOwner = { taskOf: threadName, fn: undefined, ended: false };
     setCallbackOwner(owner);
     let outcome: unknown;
     let failed = false;
@@ -169,7 +168,7 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
         fn = await load(queue.functionDescriptor(header.functionId) as FunctionDescriptor);
         functions.set(header.functionId, fn);
       }
-      if (fn.name !== '') owner.what = `a task of ${threadName} (function ${fn.name})`;
+      owner.fn = fn.name;
       if (header.chunked) {
         const results: unknown[] = [];
         for (const item of args as unknown[][]) {
@@ -195,8 +194,8 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
     if (Atomics.exchange(h.i32, task, 0) === 0) continue;
     settle(future, outcome, failed);
     dropReference(header.future);
-    // Settled: the task no longer holds the process (registry.ts). After the settle, so a
-    // process whose main thread awaits nothing else exits only once the result is out.
-    holdProcess(-1);
+    // Settled: the task no longer holds the process. After the settle, so a process whose main
+    // thread awaits nothing else exits only once the result is out.
+    queue.work(-1);
   }
 }

@@ -22,6 +22,7 @@
  * | 10   | FN_COUNT   | functions in the table                                            |
  * | 11   | FN_CAP     | table slots                                                       |
  * | 12   | FINISHING  | pool threads settling a task, about to take the next (idle soon)  |
+ * | 13   | WORK       | tasks queued or running (see work(): the process is held while >0)|
  *
  * No lost wake-up: a thread reads AVAILABLE and counts itself in SLEEPERS under LOCK, then
  * sleeps only while AVAILABLE still holds what it read; a putter bumps AVAILABLE under LOCK and
@@ -48,8 +49,9 @@ const FUNCTIONS = 9;
 const FN_COUNT = 10;
 const FN_CAP = 11;
 const FINISHING = 12;
+const WORK = 13;
 /** Slots the executor (thread-pool.ts) keeps after the queue's own. */
-export const QUEUE_SLOTS = 13;
+export const QUEUE_SLOTS = 14;
 
 export const REFUSED = 0;
 export const QUEUED = 1;
@@ -111,6 +113,19 @@ export class TaskQueue {
   finishing(): void {
     // A count put() reads under LOCK; nobody sleeps on it.
     Atomics.add(this.h.i32, this.base + FINISHING, 1);
+  }
+
+  /**
+   * Counts `n` (±1) tasks queued or running. The pool holds the process open while it has any
+   * (registry.ts): only its 0 → 1 and 1 → 0 changes touch the process-wide count, so a stream of
+   * tasks costs one atomic on the pool's own block per submit and per completion. Two changes
+   * racing (a submit's 0 → 1, a completion's 1 → 0) may reach the process count in either order;
+   * it may pass through -1 but never shows 0 while work is left (thread/registry.ts).
+   */
+  work(n: number): void {
+    const before = Atomics.add(this.h.i32, this.base + WORK, n);
+    if (before === 0 && n > 0) holdProcess(1);
+    else if (before + n === 0) holdProcess(-1);
   }
 
   /** A pool thread that called finishing() will not take another task (its isolate is exiting). */
@@ -232,7 +247,7 @@ export class TaskQueue {
   /** Frees everything the queue holds (the executor's destructor). */
   destroy(): void {
     for (const record of this.drain()) {
-      holdProcess(-1); // (registry.ts: a queued task holds the process until it leaves the pool)
+      this.work(-1); // a queued task holds the process until it leaves the pool
       dropRecord(this.h, record);
     }
     dropReference(this.h.i32[this.base + RING]!);

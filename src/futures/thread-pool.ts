@@ -6,15 +6,15 @@
  *
  * | slot  | field        | meaning                                                         |
  * |-------|--------------|-----------------------------------------------------------------|
- * | 0-12  | task queue   | task-queue.ts                                                   |
- * | 13    | MAX_WORKERS  | most threads the pool starts                                    |
- * | 14    | THREADS      | entries in the thread list (threads started, not yet seen ended)|
- * | 15    | SETTINGS     | encoded { prefix, initializer, initargs } (one reference)       |
- * | 16    | STARTED      | threads ever started (numbers the names: `<prefix>_<i>`)        |
- * | 17    | THREAD_LIST  | block of THREADS Thread offsets (one reference each)            |
- * | 18    | THREAD_CAP   | its capacity                                                    |
- * | 19    | REPLACE      | 1 when a thread ended abnormally (its replacement is due)       |
- * | 20    | START_FAILS  | pool threads in a row whose isolate could not start             |
+ * | 0-13  | task queue   | task-queue.ts                                                   |
+ * | 14    | MAX_WORKERS  | most threads the pool starts                                    |
+ * | 15    | THREADS      | entries in the thread list (threads started, not yet seen ended)|
+ * | 16    | SETTINGS     | encoded { prefix, initializer, initargs } (one reference)       |
+ * | 17    | STARTED      | threads ever started (numbers the names: `<prefix>_<i>`)        |
+ * | 18    | THREAD_LIST  | block of THREADS Thread offsets (one reference each)            |
+ * | 19    | THREAD_CAP   | its capacity                                                    |
+ * | 20    | REPLACE      | 1 when a thread ended abnormally (its replacement is due)       |
+ * | 21    | START_FAILS  | pool threads in a row whose isolate could not start             |
  *
  * The thread list and THREADS change only under the task queue's LOCK. A thread leaves the
  * list once it is STOPPED, at the next maintenance (_maintain: after shutdown's joins, when the
@@ -24,7 +24,7 @@
  * Threads are started lazily, as CPython does: a submit starts one when more tasks wait than
  * threads are idle, up to maxWorkers. Pool threads are non-daemon threads, as in CPython, but
  * what holds the process open is the pool's work, not its threads: each task counts from its
- * submit until it is settled (registry.ts, holdProcess). A pool never shut down therefore
+ * submit until it is settled (TaskQueue.work). A pool never shut down therefore
  * lets the process exit once its work is done, and an idle pool never holds it.
  *
  * A pool whose threads cannot start (their isolate fails to load: a preload that throws, say)
@@ -43,7 +43,6 @@ import type { Heap } from '../shm/heap.js';
 import { S_ROOTS } from '../shm/heap.js';
 import { address } from '../sync/options.js';
 import { refuseWhileImporting } from '../thread/bootstrapping.js';
-import { holdProcess } from '../thread/registry.js';
 import { Thread, callerModule, keepProcessAlive } from '../thread/thread.js';
 import * as B from '../thread/thread-block.js';
 import { Future, onStalledWait } from './future.js';
@@ -247,7 +246,7 @@ export class ThreadPoolExecutor extends SharedObject {
     const message = `${BROKEN_MESSAGES[why]}${why === BROKEN_BY_START ? `: ${describeError(cause)}` : ''}`;
     const error = new BrokenThreadPool(message, { cause });
     for (const record of this._queue.drain()) {
-      holdProcess(-1); // the task leaves the pool: it no longer holds the process
+      this._queue.work(-1); // the task leaves the pool: it no longer holds the process
       const future = recordFuture(this._heap, record) as Future;
       if (future.done()) continue; // cancelled meanwhile
       failBroken(future, error, message);
@@ -306,7 +305,7 @@ export class ThreadPoolExecutor extends SharedObject {
   private removeThreads(match: (i32: Int32Array, offset: number) => boolean): number[] {
     const removed = this._queue.locked((i32) => this.removeThreadsLocked(i32, (offset) => match(i32, offset)));
     for (const offset of removed) {
-      settleOrphanedTask(this._heap, offset);
+      settleOrphanedTask(this._queue, this._heap, offset);
       dropReference(offset);
     }
     return removed;
@@ -395,19 +394,19 @@ export class ThreadPoolExecutor extends SharedObject {
   /** Queues one task for `future`; refused (TypeError, or the pool closed meanwhile) it queues nothing. */
   private queueTask(future: Future<unknown>, id: number, args: unknown, chunked: boolean, root: string): void {
     const record = encodeRecord(this._heap, future, id, args, chunked, root);
-    // Counted before a pool thread can take it (and uncount it when it is settled).
-    holdProcess(1);
+    // Counted before a pool thread can take it (and uncounted when it is settled).
+    this._queue.work(1);
     let queued: PutResult;
     try {
       queued = this._queue.put(record);
     } catch (error) {
-      holdProcess(-1);
+      this._queue.work(-1);
       dropRecord(this._heap, record); // the heap is full: nothing was queued
       throw error;
     }
     if (queued === REFUSED) {
       // Shut down or broken while the args were encoded: nothing was queued.
-      holdProcess(-1);
+      this._queue.work(-1);
       recordFuture(this._heap, record);
       this.checkOpen();
     }
@@ -496,7 +495,7 @@ export class ThreadPoolExecutor extends SharedObject {
 
   private cancelPending(): void {
     for (const record of this._queue.drain()) {
-      holdProcess(-1); // the task leaves the pool: it no longer holds the process
+      this._queue.work(-1); // the task leaves the pool: it no longer holds the process
       (recordFuture(this._heap, record) as Future).cancel();
     }
   }
@@ -570,7 +569,7 @@ function failBroken(future: Future, error: BrokenThreadPool, message: string): v
  * waiting for it (result, await, callbacks, waitAsync, asCompletedAsync) would wait for ever.
  * Fail it, and release what the thread held for it.
  */
-function settleOrphanedTask(h: Heap, threadBlock: number): void {
+function settleOrphanedTask(queue: TaskQueue, h: Heap, threadBlock: number): void {
   const offset = Atomics.exchange(h.i32, (threadBlock >> 2) + B.TASK, 0);
   if (offset === 0) return;
   // Adopts the dead thread's reference on the future, dropped below.
@@ -581,7 +580,7 @@ function settleOrphanedTask(h: Heap, threadBlock: number): void {
     // settled meanwhile
   } finally {
     dropReference(offset);
-    holdProcess(-1); // the task left the pool (registry.ts)
+    queue.work(-1); // the task left the pool
   }
 }
 

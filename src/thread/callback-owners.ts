@@ -13,10 +13,18 @@ import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { inspect } from 'node:util';
 
 export interface CallbackOwner {
-  /** Names the owner in a report: "thread Thread-3", "a task of ThreadPoolExecutor-0_1 (function work)". */
-  what: string;
+  /** Names a thread owner in a report: "thread Thread-3". */
+  what?: string;
+  /** A task owner: the pool thread that ran it, and its function's name (the report text is built only when needed: one owner per task). */
+  taskOf?: string;
+  fn?: string;
   /** True once the thread returned or the task was settled. */
   ended: boolean;
+}
+
+function ownerText(owner: CallbackOwner): string {
+  if (owner.what !== undefined) return owner.what;
+  return `a task of ${owner.taskOf ?? 'a pool thread'}${owner.fn ? ` (function ${owner.fn})` : ''}`;
 }
 
 let current: CallbackOwner | undefined;
@@ -32,7 +40,7 @@ export function callbackOwner(): CallbackOwner | undefined {
 
 function reportLate(owner: CallbackOwner, error: unknown): void {
   const text = error instanceof Error ? (error.stack ?? `${error.name}: ${error.message}`) : inspect(error);
-  process.stderr.write(`Exception in ${owner.what}, from a callback it left scheduled, after it ended:\n${text}\n`);
+  process.stderr.write(`Exception in ${ownerText(owner)}, from a callback it left scheduled, after it ended:\n${text}\n`);
 }
 
 function attribute<F extends (...args: never[]) => unknown>(callback: F): F {

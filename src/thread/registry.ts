@@ -11,7 +11,7 @@
  * | +1   | HEAD       | first thread block of the live list (each holds a reference)   |
  * | +2   | LIVE       | number of blocks in the list                                   |
  * | +3   | NON_DAEMON | what holds the process: live non-daemon threads other than     |
- * |      |            | main and pool threads, plus pool tasks queued or running       |
+ * |      |            | main and pool threads, plus pools with tasks queued or running |
  * |      |            | (futex word: the main thread's keep-alive sleeps on it;        |
  * |      |            | changers notify)                                               |
  * | +4   | MAIN       | the main thread's block                                        |
@@ -57,9 +57,10 @@ export function registerThread(block: number): void {
 }
 
 /**
- * Counts `n` (±1) things that hold the process open: a non-daemon thread, or a pool task
- * queued or running (a pool never shut down lets the process exit once its work is done, as
- * CPython's does at exit, and an idle pool never holds it).
+ * Counts `n` (±1) things that hold the process open: a non-daemon thread, or a pool with
+ * tasks queued or running (TaskQueue.work: a pool never shut down lets the process exit once
+ * its work is done, as CPython's does at exit, and an idle pool never holds it). A pool's
+ * 0 → 1 and 1 → 0 may arrive here in either order, so the count may pass through -1.
  */
 export function holdProcess(n: number): void {
   const i32 = heap().i32;
