@@ -132,6 +132,25 @@ describe('CPython details', () => {
     assert.equal(currentThread().name, 'MainThread');
   });
 
+  it('map({ timeout }) names the timeout it was given, not the time that was left', async () => {
+    const { ThreadPoolExecutor, TimeoutError } = await import('threadkit');
+    const pool = new ThreadPoolExecutor({ maxWorkers: 1 });
+    try {
+      const results = pool.map(
+        async (ms: number) => {
+          (await import('threadkit')).sleep(ms);
+          return ms;
+        },
+        [0, 2_000],
+        { timeout: 300 },
+      );
+      assert.equal(results.next().value, 0);
+      assert.throws(() => results.next(), (error: unknown) => error instanceof TimeoutError && error.message === 'ThreadPoolExecutor.map: a result was not ready within the timeout of 300 ms given to map()');
+    } finally {
+      pool.shutdown({ cancelFutures: true });
+    }
+  });
+
   it('queue errors have messages', () => {
     assert.equal(new QueueEmpty().message, 'the queue is empty');
     assert.equal(new QueueFull().message, 'the queue is full');

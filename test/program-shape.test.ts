@@ -140,3 +140,13 @@ describe('errors thrown by callbacks a thread or task left behind', { concurrenc
     assert.match(run.stderr, /^Exception in thread leaves-a-timer, from a callback it left scheduled, after it ended:\nError: late error of the thread/m, show(run));
   });
 });
+
+describe('a failing initializer', () => {
+  it('is printed once to stderr as CPython logs it ("Exception in initializer:" and the stack), and the futures fail with BrokenThreadPool', async () => {
+    const run = await runNode(SCENARIOS, ['initializer-fails']);
+    assertEnded(run, 0);
+    assert.deepEqual(lines(run.stdout), ['future: BrokenThreadPool', 'future: BrokenThreadPool'], show(run));
+    assert.match(run.stderr, /^Exception in initializer:\nError: the initializer failed\n {4}at /, show(run));
+    assert.equal(run.stderr.match(/Exception in initializer/g)?.length, 1, show(run));
+  });
+});

@@ -213,14 +213,21 @@ export class TaskQueue {
     });
   }
 
-  /** Marks shutdown (and broken, when `broken` is non-zero: why, thread-pool.ts) and wakes every sleeping pool thread. */
-  close(broken: number): void {
-    this.locked((i32) => {
+  /**
+   * Marks shutdown (and broken, when `broken` is non-zero: why, thread-pool.ts) and wakes every
+   * sleeping pool thread. Returns true when this call is the one that broke the pool.
+   */
+  close(broken: number): boolean {
+    const brokeNow = this.locked((i32) => {
       i32[this.base + SHUTDOWN] = 1;
-      if (broken !== 0 && i32[this.base + BROKEN] === 0) i32[this.base + BROKEN] = broken;
+      // Bumped under LOCK, as put() does: a taker that read AVAILABLE before sleeps on the old value and is woken below.
       Atomics.add(i32, this.base + AVAILABLE, 1);
+      if (broken === 0 || i32[this.base + BROKEN] !== 0) return false;
+      i32[this.base + BROKEN] = broken;
+      return true;
     });
     Atomics.notify(this.h.i32, this.base + AVAILABLE);
+    return brokeNow;
   }
 
   /** Adds a function descriptor (encoded block) to the table; returns its id. */

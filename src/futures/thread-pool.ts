@@ -34,7 +34,7 @@
 
 import { availableParallelism } from 'node:os';
 import { inspect } from 'node:util';
-import { BrokenThreadPool, ThreadError, describeError } from '../errors.js';
+import { BrokenThreadPool, ThreadError, TimeoutError, describeError } from '../errors.js';
 import { decodeValue, dropEncoded, encodeToBytes, forEachHandle } from '../shm/codec.js';
 import { deadlineAfter, describe, msUntil, timeoutOrZero } from '../shm/futex.js';
 import { BUILTIN_MODULE, type FunctionDescriptor, type ThreadFunction, builtins, describeFunction } from '../shm/functions.js';
@@ -188,14 +188,14 @@ export class ThreadPoolExecutor extends SharedObject {
    * @throws TimeoutError when a result is not ready `timeout` ms after the call.
    */
   map<R>(fn: ((...args: any[]) => R) | ThreadFunction, ...iterablesAndOptions: unknown[]): IterableIterator<Awaited<R>> {
-    const { futures, deadline, chunked } = this.submitMap(fn, iterablesAndOptions);
-    return resultsInOrder(futures, deadline, chunked) as IterableIterator<Awaited<R>>;
+    const { futures, deadline, chunked, timeout } = this.submitMap(fn, iterablesAndOptions);
+    return resultsInOrder(futures, deadline, chunked, timeout) as IterableIterator<Awaited<R>>;
   }
 
   /** The async twin of `map`: `for await (const r of pool.mapAsync(fn, items))`. */
   mapAsync<R>(fn: ((...args: any[]) => R) | ThreadFunction, ...iterablesAndOptions: unknown[]): AsyncIterableIterator<Awaited<R>> {
-    const { futures, deadline, chunked } = this.submitMap(fn, iterablesAndOptions);
-    return resultsInOrderAsync(futures, deadline, chunked) as AsyncIterableIterator<Awaited<R>>;
+    const { futures, deadline, chunked, timeout } = this.submitMap(fn, iterablesAndOptions);
+    return resultsInOrderAsync(futures, deadline, chunked, timeout) as AsyncIterableIterator<Awaited<R>>;
   }
 
   /**
@@ -242,7 +242,9 @@ export class ThreadPoolExecutor extends SharedObject {
 
   /** @internal an initializer failed (or threads cannot start): the pool is broken, queued futures fail with BrokenThreadPool */
   _breakPool(cause: unknown, why = BROKEN_BY_INITIALIZER): void {
-    this._queue.close(why);
+    // As CPython logs "Exception in initializer:": said once, by the thread that breaks the pool.
+    const first = this._queue.close(why);
+    if (first && why === BROKEN_BY_INITIALIZER) process.stderr.write(`Exception in initializer:\n${cause instanceof Error ? (cause.stack ?? describeError(cause)) : inspect(cause)}\n`);
     const message = `${BROKEN_MESSAGES[why]}${why === BROKEN_BY_START ? `: ${describeError(cause)}` : ''}`;
     const error = new BrokenThreadPool(message, { cause });
     for (const record of this._queue.drain()) {
@@ -500,7 +502,7 @@ export class ThreadPoolExecutor extends SharedObject {
     }
   }
 
-  private submitMap(fn: unknown, rest: unknown[]): { futures: Future<unknown>[]; deadline: number; chunked: boolean } {
+  private submitMap(fn: unknown, rest: unknown[]): { futures: Future<unknown>[]; deadline: number; chunked: boolean; timeout: number | undefined } {
     let options: MapOptions = {};
     const last = rest[rest.length - 1];
     if (rest.length > 0 && typeof last === 'object' && last !== null && !(Symbol.iterator in last)) {
@@ -538,7 +540,7 @@ export class ThreadPoolExecutor extends SharedObject {
       if (chunk.length >= chunksize) flush();
     }
     flush();
-    return { futures, deadline, chunked: chunksize > 1 };
+    return { futures, deadline, chunked: chunksize > 1, timeout: options.timeout };
   }
 }
 
@@ -604,11 +606,33 @@ function* zip(iterables: Iterable<unknown>[]): Generator<unknown[]> {
   }
 }
 
-function* resultsInOrder(futures: Future<unknown>[], deadline: number, chunked: boolean): Generator<unknown> {
+/** A map() result; a TimeoutError names the caller's timeout, not the time that was left. */
+function mapResult(future: Future<unknown>, deadline: number, timeout: number | undefined): unknown {
+  try {
+    return future.result(deadline === Infinity ? undefined : msUntil(deadline));
+  } catch (error) {
+    throw mapTimeout(error, future, timeout);
+  }
+}
+
+async function mapResultAsync(future: Future<unknown>, deadline: number, timeout: number | undefined): Promise<unknown> {
+  try {
+    return await future.resultAsync({ timeout: deadline === Infinity ? undefined : msUntil(deadline) });
+  } catch (error) {
+    throw mapTimeout(error, future, timeout);
+  }
+}
+
+function mapTimeout(error: unknown, future: Future<unknown>, timeout: number | undefined): unknown {
+  if (!(error instanceof TimeoutError) || future.done()) return error;
+  return new TimeoutError(`ThreadPoolExecutor.map: a result was not ready within the timeout of ${timeout} ms given to map()`);
+}
+
+function* resultsInOrder(futures: Future<unknown>[], deadline: number, chunked: boolean, timeout: number | undefined): Generator<unknown> {
   let next = 0;
   try {
     for (; next < futures.length; next++) {
-      const value = futures[next]!.result(deadline === Infinity ? undefined : msUntil(deadline));
+      const value = mapResult(futures[next]!, deadline, timeout);
       if (chunked) yield* value as unknown[];
       else yield value;
     }
@@ -617,11 +641,11 @@ function* resultsInOrder(futures: Future<unknown>[], deadline: number, chunked: 
   }
 }
 
-async function* resultsInOrderAsync(futures: Future<unknown>[], deadline: number, chunked: boolean): AsyncGenerator<unknown> {
+async function* resultsInOrderAsync(futures: Future<unknown>[], deadline: number, chunked: boolean, timeout: number | undefined): AsyncGenerator<unknown> {
   let next = 0;
   try {
     for (; next < futures.length; next++) {
-      const value = await futures[next]!.resultAsync({ timeout: deadline === Infinity ? undefined : msUntil(deadline) });
+      const value = await mapResultAsync(futures[next]!, deadline, timeout);
       if (chunked) yield* value as unknown[];
       else yield value;
     }
