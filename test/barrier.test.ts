@@ -461,18 +461,48 @@ describe('Barrier', () => {
     assert.deepEqual([mine, theirs].sort(), [0, 1]);
   });
 
-  it('refuses a module function { module, name } as its action with a clear TypeError', () => {
-    // A barrier action runs synchronously in whichever thread arrives last, which cannot wait
-    // for an import: only self-contained functions work (README, "Differences from Python").
-    const action = { module: new URL('./helpers.ts', import.meta.url).href, name: 'since' };
-    assert.throws(() => new Barrier(1, { action: action as never }), { name: 'TypeError', message: /self-contained function/ });
-  });
-
   it('BrokenBarrierError is a ThreadError', () => {
     const error = new BrokenBarrierError();
     assert.ok(error instanceof ThreadError);
     assert.equal(error.name, 'BrokenBarrierError');
     assert.equal(error.message, 'the barrier is broken');
     assert.equal(describeError(error), 'BrokenBarrierError: the barrier is broken');
+  });
+});
+
+describe('a Barrier whose action is a module function', () => {
+  const action = { module: new URL('./fixtures/module-functions.ts', import.meta.url), name: 'countBarrierRun' };
+
+  it('runs once per generation, in the last thread to arrive (each thread imported it before its target ran)', async () => {
+    const { Barrier, Thread } = await import('threadkit');
+    const barrier = new Barrier(3, { action });
+    const threads = [0, 1, 2].map(
+      () =>
+        new Thread<number>({
+          args: [barrier],
+          target: (barrier: InstanceType<typeof Barrier>) => {
+            const before = (globalThis as { barrierActionRuns?: number }).barrierActionRuns ?? 0;
+            barrier.wait();
+            barrier.wait();
+            return ((globalThis as { barrierActionRuns?: number }).barrierActionRuns ?? 0) - before;
+          },
+        }),
+    );
+    for (const t of threads) t.start();
+    for (const t of threads) t.join();
+    assert.equal(threads.reduce((sum, t) => sum + (t.result ?? 0), 0), 2, 'two generations, one action run each');
+  });
+
+  it('waitAsync waits for the import; a sync wait() before this thread imported it says what to do', async () => {
+    const { Barrier, ThreadError } = await import('threadkit');
+    const early = new Barrier(1, { action });
+    assert.throws(() => early.wait(), (error: unknown) => error instanceof ThreadError && /is still being imported in this thread.*waitAsync\(\)/.test(error.message));
+    assert.equal(early.broken, true, 'as any failing action, it breaks the barrier');
+    const later = new Barrier(1, { action });
+    const runs = (globalThis as { barrierActionRuns?: number }).barrierActionRuns ?? 0;
+    assert.equal(await later.waitAsync(), 0);
+    assert.equal((globalThis as { barrierActionRuns?: number }).barrierActionRuns, runs + 1);
+    assert.equal(later.wait(), 0, 'imported now: a sync wait runs it too');
+    assert.equal((globalThis as { barrierActionRuns?: number }).barrierActionRuns, runs + 2);
   });
 });

@@ -13,6 +13,7 @@ import { ThreadError, describeError } from '../errors.js';
 import { heap } from '../shm/current.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
 import { dropReference, reviveUntracked } from '../shm/handles.js';
+import { actionsLoading } from '../sync/barrier.js';
 import { type CallbackOwner, callbackOwner, setCallbackOwner } from '../thread/callback-owners.js';
 import { currentThread, getNativeId } from '../thread/thread.js';
 import * as B from '../thread/thread-block.js';
@@ -163,6 +164,9 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
     let failed = false;
     try {
       const args = takeArgs(h, record);
+      // Barriers among the args started importing module-function actions (sync/barrier.ts).
+      const actions = actionsLoading();
+      if (actions !== undefined) await actions;
       let fn = functions.get(header.functionId);
       if (fn === undefined) {
         fn = await load(queue.functionDescriptor(header.functionId) as FunctionDescriptor);

@@ -13,14 +13,20 @@
  *
  * Every field is read and written with the condition's lock held, so the lock orders them;
  * waking is the condition's job. The action runs once per generation, in the last thread to
- * arrive, with the lock held (as in CPython). It travels as a self-contained function.
+ * arrive, with the lock held (as in CPython). It travels as a self-contained function, or as a
+ * module function: then every thread that gets the barrier starts importing the module at
+ * once (imports are asynchronous, and the action must run synchronously in wait()); a thread
+ * threadkit starts, or a pool task, runs only once the imports its arguments began have
+ * finished (actionsLoading), and waitAsync waits for the import itself. A sync wait() in the
+ * thread that made the barrier, before its event loop has run once, may find it still loading:
+ * it then breaks the barrier with an error that says so.
  */
 
 import { inspect } from 'node:util';
-import { BrokenBarrierError } from '../errors.js';
+import { BrokenBarrierError, ThreadError, describeError } from '../errors.js';
 import { decodeValue, encodeValue } from '../shm/codec.js';
 import { describe, timeoutOrZero } from '../shm/futex.js';
-import { type FunctionDescriptor, type SelfContainedFunction, compileSource, describeFunction, explainMissingName } from '../shm/functions.js';
+import { type FunctionDescriptor, type ThreadFunction, compileSource, describeFunction, explainMissingName } from '../shm/functions.js';
 import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs, wrapperFor } from '../shm/handles.js';
 import { Condition } from './condition.js';
 import { Lock } from './lock.js';
@@ -38,9 +44,63 @@ const DRAINING = 1;
 const RESETTING = -1;
 const BROKEN = -2;
 
+// ---- module-function actions, imported in each thread ---------------------------------------
+
+/** Actions imported (or being imported, or that failed to) in this thread, by `module#name`. */
+const actions = new Map<string, (() => unknown) | Promise<void> | Error>();
+/** Imports under way in this thread (see actionsLoading). */
+const loading = new Set<Promise<void>>();
+
+type Importer = (url: string, what: string) => Promise<Record<string, unknown>>;
+let importer: Importer = (url) => import(url) as Promise<Record<string, unknown>>;
+
+/** The thread layer's importer (installs the TypeScript loader when a module needs it). */
+export function setActionImporter(fn: Importer): void {
+  importer = fn;
+}
+
+/** Barriers this thread received whose action it has not looked at yet (see the constructor). */
+let uninspected: Barrier[] = [];
+
+function inspectActions(): void {
+  if (uninspected.length === 0) return;
+  const barriers = uninspected;
+  uninspected = [];
+  for (const barrier of barriers) barrier._inspectAction();
+}
+
+/** Resolves once every action import this thread has begun has finished (undefined when none is under way). */
+export function actionsLoading(): Promise<unknown> | undefined {
+  inspectActions();
+  return loading.size === 0 ? undefined : Promise.allSettled(loading);
+}
+
+function actionKey(descriptor: FunctionDescriptor & { kind: 'module' }): string {
+  return `${descriptor.module}#${descriptor.name}`;
+}
+
+/** Starts importing a module-function action in this thread (once). */
+function loadAction(descriptor: FunctionDescriptor & { kind: 'module' }): void {
+  const key = actionKey(descriptor);
+  if (actions.has(key)) return;
+  const what = `Barrier action "${descriptor.name}"`;
+  const load = importer(descriptor.module, what).then(
+    (exports) => {
+      const fn = exports[descriptor.name];
+      actions.set(key, typeof fn === 'function' ? (fn as () => unknown) : new TypeError(`${what}: module ${descriptor.module} has no exported function "${descriptor.name}" (found ${typeof fn})`));
+    },
+    (error: unknown) => {
+      actions.set(key, error instanceof Error ? error : new TypeError(`${what}: ${describeError(error)}`));
+    },
+  );
+  const tracked = load.finally(() => loading.delete(tracked));
+  loading.add(tracked);
+  actions.set(key, tracked);
+}
+
 export interface BarrierOptions {
   /** Called by the last thread to arrive, once per generation, before the others are released. */
-  action?: SelfContainedFunction;
+  action?: ThreadFunction;
   /** Default timeout (ms) of `wait()`; a wait that runs out breaks the barrier. */
   timeout?: number;
 }
@@ -52,8 +112,10 @@ export interface BarrierWaitOptions {
 
 export class Barrier extends SharedObject {
   private readonly cond: Condition;
-  /** The action, compiled in this thread on first use (compileSource caches by source text). */
+  /** The action, compiled in this thread on first use (compileSource caches by source text), or its module function's descriptor. */
   private action: (() => unknown) | undefined;
+  private moduleAction: (FunctionDescriptor & { kind: 'module' }) | undefined;
+  private inspected = false;
   private readonly i32: Int32Array;
   private readonly base: number;
 
@@ -70,9 +132,7 @@ export class Barrier extends SharedObject {
       if (typeof options !== 'object' || options === null) throw new TypeError(`Barrier(parties, options): options must be an object, got ${describe(options)}`);
       timeoutOrZero(options.timeout, 'Barrier(timeout)');
       if (options.action !== undefined) {
-        const descriptor = describeFunction(options.action, 'Barrier action');
-        if (descriptor.kind !== 'source') throw new TypeError('Barrier action: pass a self-contained function (module functions are not supported for barrier actions yet)');
-        actionBytes = encodeValue(descriptor, 'Barrier action');
+        actionBytes = encodeValue(describeFunction(options.action, 'Barrier action'), 'Barrier action');
       }
     }
     super(Kind.Barrier, 32);
@@ -91,6 +151,13 @@ export class Barrier extends SharedObject {
       }
     } else {
       this.cond = wrapperFor(this._heap.i32[this.base + COND]!) as Condition;
+    }
+    // A module-function action: this thread starts importing it (see the module comment). A
+    // revived barrier is being decoded as part of a value: its descriptor is decoded after that
+    // decode (the decoder is not re-entrant), by the next inspectActions().
+    if (this._heap.i32[this.base + ACTION] !== 0) {
+      if (this._fresh) this._inspectAction();
+      else uninspected.push(this);
     }
     this.i32 = this._heap.i32;
   }
@@ -136,6 +203,10 @@ export class Barrier extends SharedObject {
   async waitAsync(options: BarrierWaitOptions = {}): Promise<number> {
     const limit = options.timeout === undefined ? this.defaultTimeout : timeoutOrZero(options.timeout, 'Barrier.waitAsync');
     options.signal?.throwIfAborted();
+    // A module-function action must be imported here before this thread may be the one to run it.
+    this._inspectAction();
+    const importing = this.moduleAction === undefined ? undefined : actions.get(actionKey(this.moduleAction));
+    if (importing instanceof Promise) await importing;
     await using _held = await this.cond.holdAsync();
     while (this.get(STATE) === DRAINING || this.get(STATE) === RESETTING) await this.cond.waitAsync();
     if (this.get(STATE) < 0) throw new BrokenBarrierError();
@@ -235,9 +306,34 @@ export class Barrier extends SharedObject {
     this.cond.notifyAll();
   }
 
+  /** @internal Reads the action's descriptor; a module function starts importing here. Once. */
+  _inspectAction(): void {
+    if (this.inspected) return;
+    this.inspected = true;
+    const block = this._heap.i32[this.base + ACTION]!;
+    if (block === 0) return;
+    this._heap.ensureMapped(block + this._heap.capacity(block));
+    const descriptor = decodeValue(this._heap.buf, block) as FunctionDescriptor;
+    if (descriptor.kind !== 'module') return;
+    this.moduleAction = descriptor;
+    loadAction(descriptor);
+  }
+
   private runAction(): void {
     const block = this.get(ACTION);
     if (block === 0) return;
+    inspectActions();
+    this._inspectAction();
+    if (this.moduleAction !== undefined) {
+      const loaded = actions.get(actionKey(this.moduleAction));
+      if (loaded instanceof Error) throw loaded;
+      if (typeof loaded !== 'function') {
+        throw new ThreadError(
+          `Barrier action "${this.moduleAction.name}" from ${this.moduleAction.module} is still being imported in this thread (imports are asynchronous; the action runs synchronously): use waitAsync() here, or let this thread's event loop run once after it gets the barrier (await sleepAsync(0))`,
+        );
+      }
+      this.action = loaded;
+    }
     if (this.action === undefined) {
       this._heap.ensureMapped(block + this._heap.capacity(block));
       const descriptor = decodeValue(this._heap.buf, block) as FunctionDescriptor & { kind: 'source' };

@@ -13,6 +13,7 @@ import { BUILTIN_MODULE, type FunctionDescriptor, builtins, compileSource, expla
 import { dropReference, rememberIdentity, reviveAs } from '../shm/handles.js';
 import type { ThreadInit, WorkerData } from '../runtime/messages.js';
 import { bundled, inheritTypescriptLoader, typescriptLoader, workerEntry } from '../runtime/spawn.js';
+import { actionsLoading, setActionImporter } from '../sync/barrier.js';
 import { guardImport } from './bootstrapping.js';
 import { type CallbackOwner, setCallbackOwner } from './callback-owners.js';
 import { clearThreadLocals } from './local.js';
@@ -89,6 +90,9 @@ export async function importModule(url: string, what: string): Promise<Record<st
   }
 }
 
+// Barrier actions given as module functions load through the same importer as targets.
+setActionImporter(importModule);
+
 async function loadTarget(target: FunctionDescriptor): Promise<(...args: unknown[]) => unknown> {
   if (target.kind === 'source') {
     // A self-contained function may `await import('./x.ts')`: have the loader ready.
@@ -144,6 +148,10 @@ export async function runThreadBody(init: ThreadInit): Promise<void> {
     if (init.subclass !== undefined) Object.assign(thread, decodeValue(init.subclass.fields));
     const args = decodeValue(init.args) as unknown[];
     thread._setTargetForRun(init.target === undefined ? undefined : await loadTarget(init.target), args);
+    // Barriers among the args (or fields) started importing their module-function actions: a
+    // sync wait() in run() needs them loaded (sync/barrier.ts).
+    const actions = actionsLoading();
+    if (actions !== undefined) await actions;
     const returned = await thread.run();
     if (returned !== undefined) thread.result = returned as never;
   } catch (caught) {
