@@ -5,22 +5,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { captureStderr } from './fixtures/futures-helpers.js';
 import { Event, QueueEmpty, QueueFull, QueueShutDown, Thread, currentThread, enumerate, excepthook, getIdent, getNativeId, mainThread, setExcepthook, sleep, sleepAsync, type ExceptHookArgs } from 'threadkit';
-
-function captureStderr(body: () => void): string {
-  const chunks: string[] = [];
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    chunks.push(String(chunk));
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    body();
-  } finally {
-    process.stderr.write = write;
-  }
-  return chunks.join('');
-}
 
 describe('sleep and sleepAsync', () => {
   it('sleep(ms) blocks the calling thread at least that long, main thread included', () => {

@@ -31,6 +31,7 @@ import {
   setExcepthook,
 } from 'threadkit';
 import { runThreads, sleepSync, startThread } from './helpers.js';
+import { captureStderr } from './fixtures/futures-helpers.js';
 import { Accumulator, AsyncGate, Relocated, SelfAware, Signaller, makeHidden } from './fixtures/thread-subclasses.js';
 
 /** The module-function fixture (TypeScript: threads load it through the inherited tsx loader). */
@@ -72,21 +73,6 @@ function summary(report: ExceptHookArgs | undefined): string {
 }
 
 /** Captures what is written to stderr while `body` runs. */
-function captureStderr(body: () => void): string {
-  const chunks: string[] = [];
-  const write = process.stderr.write;
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString());
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    body();
-  } finally {
-    process.stderr.write = write;
-  }
-  return chunks.join('');
-}
-
 /**
  * Waits (bounded) until the main thread is the only live thread: a thread that just ended may
  * stay listed for a moment after join() returns (see "known gaps"), and counts must not see it.
@@ -1096,7 +1082,7 @@ describe('bad input', () => {
         [['ok', [new WeakMap()]], /^args\[1\]\[0\]: a WeakMap could not be cloned/],
       ];
       for (const [args, message] of cases) {
-        const t = new Thread({ target: () => 1, args });
+        const t = new Thread({ target: (..._: unknown[]) => 1, args });
         untilOnlyMainThread();
         assert.throws(() => t.start(), { name: 'TypeError', message });
         assert.equal(t.isAlive(), false);
