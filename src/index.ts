@@ -10,6 +10,7 @@ export { TIMEOUT_MAX } from './shm/futex.js';
 export { configureHeap } from './shm/current.js';
 export { HeapExhaustedError, type HeapOptions } from './shm/heap.js';
 export type { ModuleFunction, SelfContainedFunction, ThreadFunction } from './shm/functions.js';
+export { moduleFunction } from './shm/module-function.js';
 export { Lock } from './sync/lock.js';
 export { RLock } from './sync/rlock.js';
 export { Condition, type WaitOptions } from './sync/condition.js';
@@ -17,7 +18,7 @@ export { Semaphore, BoundedSemaphore } from './sync/semaphore.js';
 export { Event, type EventWaitOptions } from './sync/event.js';
 export { Barrier, type BarrierOptions, type BarrierWaitOptions } from './sync/barrier.js';
 export type { AcquireOptions, AsyncAcquireOptions, Held } from './sync/options.js';
-export { Thread, type ThreadOptions, currentThread, mainThread, enumerate, activeCount, getIdent, getNativeId } from './thread/thread.js';
+export { Thread, type ThreadOptions, type ThreadTarget, currentThread, mainThread, enumerate, activeCount, getIdent, getNativeId } from './thread/thread.js';
 export { stackSize } from './thread/stack-size.js';
 export { excepthook, setExcepthook, type ExceptHook, type ExceptHookArgs } from './thread/excepthook.js';
 export { Timer } from './thread/timer.js';
@@ -30,7 +31,7 @@ export { SharedValue, sharedArray, type SharedValueKind } from './thread/shared-
 /** True in the program's main thread, false in threads (Node's `isMainThread`). */
 export const isMainThread: boolean = nodeIsMainThread;
 export { Future, type FutureWaitOptions } from './futures/future.js';
-export { ThreadPoolExecutor, type ThreadPoolOptions, type MapOptions } from './futures/thread-pool.js';
+export { ThreadPoolExecutor, type ThreadPoolOptions, type MapOptions, type MapIterables, type TaskFunction } from './futures/thread-pool.js';
 export { wait, waitAsync, asCompleted, asCompletedAsync, FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED, type ReturnWhen, type WaitResult } from './futures/wait.js';
 export { Queue } from './queue/queue.js';
 export { LifoQueue } from './queue/lifo.js';

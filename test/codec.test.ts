@@ -287,11 +287,11 @@ describe('values crossing threads', () => {
 
   it('a value that cannot cross is refused at start() with its path, and nothing is started', () => {
     const lock = new Lock();
-    const t = new Thread({ target: () => 1, args: [1, { handler: () => 0, lock }] });
+    const t = new Thread({ target: (..._: unknown[]) => 1, args: [1, { handler: () => 0, lock }] });
     assert.throws(() => t.start(), { name: 'TypeError', message: /^args\[1\]\.handler: function handler\(\) could not be cloned/ });
     assert.equal(t.isAlive(), false);
-    assert.throws(() => new Thread({ target: () => 1, args: [Symbol('s')] }).start(), { name: 'TypeError', message: /args\[0\]: symbol/ });
-    assert.throws(() => new Thread({ target: () => 1, args: [new SharedArrayBuffer(8)] }).start(), { name: 'TypeError', message: /sharedArray/ });
-    assert.throws(() => new Thread({ target: () => 1, args: [new Map([['k', new WeakMap()]])] }).start(), { name: 'TypeError', message: /args\[0\]\.get\("k"\): a WeakMap/ });
+    assert.throws(() => new Thread({ target: (..._: unknown[]) => 1, args: [Symbol('s')] }).start(), { name: 'TypeError', message: /args\[0\]: symbol/ });
+    assert.throws(() => new Thread({ target: (..._: unknown[]) => 1, args: [new SharedArrayBuffer(8)] }).start(), { name: 'TypeError', message: /sharedArray/ });
+    assert.throws(() => new Thread({ target: (..._: unknown[]) => 1, args: [new Map([['k', new WeakMap()]])] }).start(), { name: 'TypeError', message: /args\[0\]\.get\("k"\): a WeakMap/ });
   });
 });

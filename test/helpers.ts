@@ -7,7 +7,7 @@ import { Thread, type ThreadFunction } from 'threadkit';
 
 /** Starts one thread per args list, joins them all, and returns their results in order. */
 export function runThreads<R = unknown>(target: ThreadFunction, argsPerThread: unknown[][]): R[] {
-  const threads = argsPerThread.map((args) => new Thread<R>({ target, args }));
+  const threads = argsPerThread.map((args) => new Thread({ target, args }) as Thread<R>);
   for (const t of threads) t.start();
   for (const t of threads) t.join();
   return threads.map((t) => t.result as R);
@@ -15,7 +15,7 @@ export function runThreads<R = unknown>(target: ThreadFunction, argsPerThread: u
 
 /** Starts a thread and returns it (the caller joins). */
 export function startThread<R = unknown>(target: ThreadFunction, args: unknown[] = []): Thread<R> {
-  const t = new Thread<R>({ target, args });
+  const t = new Thread({ target, args }) as Thread<R>;
   t.start();
   return t;
 }

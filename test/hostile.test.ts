@@ -133,7 +133,7 @@ describe('values threadkit refuses to send', () => {
     const queue = new Queue();
     assert.throws(() => queue.put({ lock: fake }), { name: 'TypeError', message: /^item\.lock: a Lock made from its prototype alone is not a shared object/ });
     assert.equal(queue.qsize(), 0);
-    assert.throws(() => new Thread({ target: () => 1, args: [1, [fake]] }).start(), { name: 'TypeError', message: /^args\[1\]\[0\]: a Lock made from its prototype alone/ });
+    assert.throws(() => new Thread({ target: (..._: unknown[]) => 1, args: [1, [fake]] }).start(), { name: 'TypeError', message: /^args\[1\]\[0\]: a Lock made from its prototype alone/ });
     assert.throws(() => wait([Object.create(Future.prototype) as InstanceType<typeof Future>]), { name: 'TypeError', message: /made from Future\.prototype alone/ });
   });
 

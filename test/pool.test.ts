@@ -367,7 +367,7 @@ describe('ThreadPoolExecutor.map', () => {
     function* letters(): Generator<string> {
       yield* ['a', 'b', 'c', 'd'];
     }
-    assert.deepEqual([...pool.map((n: number, s: string, t: boolean) => `${s}${n}${t}`, range(10), letters(), new Set([true, false, 1]))], ['a0true', 'b1false', 'c21']);
+    assert.deepEqual([...pool.map((n: number, s: string, t: boolean | number) => `${s}${n}${t}`, range(10), letters(), new Set([true, false, 1]))], ['a0true', 'b1false', 'c21']);
     assert.deepEqual([...pool.map((x: number) => x, [])], []);
     assert.deepEqual([...pool.map(() => 1)], [], 'no iterables, no calls');
   });

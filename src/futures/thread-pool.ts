@@ -87,15 +87,32 @@ onStalledWait(() => {
   }
 });
 
-export interface ThreadPoolOptions {
+/** A task: a function (or typed module function) of the arguments `A`; its future gets `Awaited<R>`. */
+export type TaskFunction<A extends unknown[] = any[], R = unknown> = ThreadFunction<(...args: A) => R>;
+
+/** `map(fn, ...iterables)`: one iterable per parameter of `fn`. */
+export type MapIterables<A extends unknown[]> = { [K in keyof A]: Iterable<A[K]> };
+
+/**
+ * Options of `new ThreadPoolExecutor(...)`. `initargs` are checked against the initializer's
+ * parameters, and are required when it has required ones.
+ */
+export type ThreadPoolOptions<I extends unknown[] = unknown[]> = {
   /** Most threads the pool runs. @default min(32, availableParallelism() + 4) */
   maxWorkers?: number;
   /** Threads are named `<prefix>_<i>`. @default "ThreadPoolExecutor-<n>" */
   threadNamePrefix?: string;
   /** Runs once in each pool thread before its first task; if it throws, the pool is broken. */
-  initializer?: ThreadFunction;
-  initargs?: unknown[];
-}
+  initializer?: TaskFunction<I>;
+} & ([] extends I
+  ? {
+      /** Arguments for the initializer. */
+      initargs?: Readonly<I>;
+    }
+  : {
+      /** Arguments for the initializer (required: it has required parameters). */
+      initargs: Readonly<I>;
+    });
 
 export interface MapOptions {
   /** Milliseconds from the call to map() until a result that is not ready raises TimeoutError. */
@@ -110,7 +127,11 @@ interface Settings {
   initargs: unknown[];
 }
 
-export class ThreadPoolExecutor extends SharedObject {
+/**
+ * A pool of threads that run tasks. `I`, the initializer's parameters, exists only to check
+ * `initargs` in the constructor (it is inferred from the options).
+ */
+export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedObject {
   /** @internal */ readonly _queue: TaskQueue;
   /** Function ids this thread has registered with the pool: by function object, and by source or module key. */
   #functionIds = new WeakMap<object, number>();
@@ -122,7 +143,8 @@ export class ThreadPoolExecutor extends SharedObject {
   /**
    * @throws RangeError when maxWorkers <= 0; TypeError for a bad initializer or initargs.
    */
-  constructor(options: ThreadPoolOptions = {}) {
+  constructor(options?: ThreadPoolOptions<I>);
+  constructor(options: ThreadPoolOptions<any[]> = {}) {
     let settings: Settings | undefined;
     let maxWorkers = 0;
     if (!isReviving()) {
@@ -131,7 +153,7 @@ export class ThreadPoolExecutor extends SharedObject {
       if (typeof maxWorkers !== 'number' || !Number.isInteger(maxWorkers)) throw new TypeError(`ThreadPoolExecutor: maxWorkers must be an integer, got ${describe(maxWorkers)}`);
       if (maxWorkers <= 0) throw new RangeError(`ThreadPoolExecutor: maxWorkers must be greater than 0, got ${maxWorkers}`);
       if (maxWorkers > 0x7fffffff) throw new RangeError(`ThreadPoolExecutor: maxWorkers must be at most 2147483647, got ${maxWorkers}`);
-      const initargs = options.initargs ?? [];
+      const initargs = (options.initargs ?? []) as unknown[];
       if (!Array.isArray(initargs)) throw new TypeError(`ThreadPoolExecutor: initargs must be an array, got ${describe(initargs)}`);
       if (options.threadNamePrefix !== undefined && typeof options.threadNamePrefix !== 'string') {
         throw new TypeError(`ThreadPoolExecutor: threadNamePrefix must be a string, got ${describe(options.threadNamePrefix)}`);
@@ -173,7 +195,7 @@ export class ThreadPoolExecutor extends SharedObject {
    * @throws ThreadError "cannot schedule new futures after shutdown"; BrokenThreadPool after an
    *   initializer failed; TypeError when an argument cannot be sent (naming its path).
    */
-  submit<A extends unknown[], R>(fn: ((...args: A) => R) | ThreadFunction, ...args: A): Future<Awaited<R>> {
+  submit<A extends unknown[], R>(fn: TaskFunction<A, R>, ...args: A): Future<Awaited<R>> {
     this.checkOpen();
     const id = this.functionId(fn);
     const future = new Future<Awaited<R>>();
@@ -187,15 +209,19 @@ export class ThreadPoolExecutor extends SharedObject {
    * reached, and the tasks not yet started are cancelled.
    * @throws TimeoutError when a result is not ready `timeout` ms after the call.
    */
-  map<R>(fn: ((...args: any[]) => R) | ThreadFunction, ...iterablesAndOptions: unknown[]): IterableIterator<Awaited<R>> {
+  map<A extends unknown[], R>(fn: TaskFunction<A, R>, ...iterables: MapIterables<A>): IterableIterator<Awaited<R>>;
+  map<A extends unknown[], R>(fn: TaskFunction<A, R>, ...iterablesAndOptions: [...MapIterables<A>, MapOptions]): IterableIterator<Awaited<R>>;
+  map(fn: ThreadFunction, ...iterablesAndOptions: unknown[]): IterableIterator<unknown> {
     const { futures, deadline, chunked, timeout } = this.submitMap(fn, iterablesAndOptions);
-    return resultsInOrder(futures, deadline, chunked, timeout) as IterableIterator<Awaited<R>>;
+    return resultsInOrder(futures, deadline, chunked, timeout);
   }
 
   /** The async twin of `map`: `for await (const r of pool.mapAsync(fn, items))`. */
-  mapAsync<R>(fn: ((...args: any[]) => R) | ThreadFunction, ...iterablesAndOptions: unknown[]): AsyncIterableIterator<Awaited<R>> {
+  mapAsync<A extends unknown[], R>(fn: TaskFunction<A, R>, ...iterables: MapIterables<A>): AsyncIterableIterator<Awaited<R>>;
+  mapAsync<A extends unknown[], R>(fn: TaskFunction<A, R>, ...iterablesAndOptions: [...MapIterables<A>, MapOptions]): AsyncIterableIterator<Awaited<R>>;
+  mapAsync(fn: ThreadFunction, ...iterablesAndOptions: unknown[]): AsyncIterableIterator<unknown> {
     const { futures, deadline, chunked, timeout } = this.submitMap(fn, iterablesAndOptions);
-    return resultsInOrderAsync(futures, deadline, chunked, timeout) as AsyncIterableIterator<Awaited<R>>;
+    return resultsInOrderAsync(futures, deadline, chunked, timeout);
   }
 
   /**

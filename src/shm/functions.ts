@@ -14,12 +14,21 @@ import { pathToFileURL } from 'node:url';
 import { describe } from './futex.js';
 import { transpiledHelperNames, transpiledHelpers } from './transpiled-helpers.js';
 
-/** A function exported by a module: `{ module: import.meta.url, name: 'work' }`. */
-export interface ModuleFunction {
+/** Type only: the key of ModuleFunction's phantom field (no such field exists at run time). */
+declare const functionType: unique symbol;
+
+/**
+ * A function exported by a module: `{ module: import.meta.url, name: 'work' }`. `F` is the
+ * function's type when it is known (`moduleFunction(import.meta.url, 'work', work)`), so that
+ * its arguments and result are checked; a plain `{ module, name }` fits every `F`.
+ */
+export interface ModuleFunction<F extends (...args: any[]) => unknown = (...args: any[]) => unknown> {
   /** The module: `import.meta.url`, a URL, or a file path. */
   module: string | URL;
   /** The export's name. */
   name: string;
+  /** Type only, never set: carries `F`. */
+  readonly [functionType]?: F;
 }
 
 /**
@@ -32,8 +41,8 @@ export const builtins: Record<string, unknown> = Object.create(null) as Record<s
 /** A function whose body uses only its parameters, globals and `await import(...)`. */
 export type SelfContainedFunction = (...args: any[]) => unknown;
 
-/** A function in either form. */
-export type ThreadFunction = SelfContainedFunction | ModuleFunction;
+/** A function in either form; `F` its type when known (`ThreadFunction<(n: number) => string>`). */
+export type ThreadFunction<F extends (...args: any[]) => unknown = SelfContainedFunction> = F | ModuleFunction<F>;
 
 /** The form that crosses threads (a plain value the codec can carry). */
 export type FunctionDescriptor =

@@ -28,16 +28,33 @@ import { reportThreadException } from './excepthook.js';
 import { MAIN_BLOCK, NON_DAEMON, liveCount, liveThreadBlocks, registerThread, unregisterThread } from './registry.js';
 import * as B from './thread-block.js';
 
-export interface ThreadOptions<A extends unknown[] = unknown[]> {
+/**
+ * What a thread runs, typed: a function (or typed module function) of the arguments `A` that
+ * returns `R` or a promise of it.
+ */
+export type ThreadTarget<R = unknown, A extends readonly unknown[] = any[]> = ThreadFunction<(...args: A) => R | PromiseLike<R>>;
+
+/**
+ * Options of `new Thread(...)`. `args` are checked against the target's parameters, and are
+ * required when it has required parameters; an unannotated target's parameters take their
+ * types from `args`.
+ */
+export type ThreadOptions<R = unknown, A extends readonly unknown[] = any[]> = {
   /** What the thread runs: a self-contained function or `{ module, name }`. */
-  target?: ThreadFunction;
+  target?: ThreadTarget<R, A>;
   /** Default "Thread-N", or "Thread-N (targetName)"; N counts threads process-wide. Made a string with String(). */
   name?: string;
-  /** Arguments for the target, copied to the thread (shared objects by reference). */
-  args?: Readonly<A>;
   /** Daemon threads do not keep the process alive. @default inherited from the creating thread */
   daemon?: boolean;
-}
+} & ([] extends A
+  ? {
+      /** Arguments for the target, copied to the thread (shared objects by reference). */
+      args?: Readonly<A>;
+    }
+  : {
+      /** Arguments for the target (required: it has required parameters), copied to the thread. */
+      args: Readonly<A>;
+    });
 
 /** Own fields of SharedObject that are bookkeeping, not a subclass's state. */
 const BOOKKEEPING = new Set(['_heap', '_offset', '_fresh']);
@@ -48,7 +65,11 @@ const LIVENESS_CHECK_MS = 100;
 /** A joiner spins this long (µs) before sleeping: short threads end sooner than a wake-up costs. */
 const JOIN_SPIN_MICROS = 200;
 
-export class Thread<R = unknown> extends SharedObject {
+/**
+ * A thread. `R` is the type of `result`; `A`, the target's parameters, exists only to check
+ * `args` in the constructor (both are inferred from the options).
+ */
+export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends SharedObject {
   /** Where a subclass is exported, when threadkit cannot find it: `static module = import.meta.url`. */
   static module?: string | URL;
 
@@ -69,6 +90,7 @@ export class Thread<R = unknown> extends SharedObject {
   /**
    * @throws TypeError when `target` is neither a function nor `{ module, name }`, or `args` is not an array.
    */
+  constructor(options?: ThreadOptions<R, A>);
   constructor(options: ThreadOptions = {}) {
     const reviving = isReviving();
     if (!reviving && (typeof options !== 'object' || options === null)) throw new TypeError(`Thread(options): expected an options object, got ${describe(options)}`);
