@@ -102,7 +102,7 @@ describe('examples', { concurrency: 2 }, () => {
     line(lines, /^ {2}RangeError: negative input: -1$/);
     line(lines, /^custom hook: thread misuse raised ThreadError: release unlocked lock \(a real ThreadError here too\)$/);
     line(lines, /^custom hook: thread typo raised SyntaxError: /);
-    line(lines, /^outer variable: ReferenceError: the thread target uses "factor"/);
+    line(lines, /^outer variable: TypeError: Thread target uses "factor"/);
   });
 
   it('daemon-threads: the flag is inherited; a daemon thread does not keep a program alive', async () => {

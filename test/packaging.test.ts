@@ -66,7 +66,8 @@ before(async () => {
   assert.equal(tgz.length, 1, `npm pack made ${tgz.length} tarballs in ${packed}: ${tgz.join(', ')}`);
   tarball = join(packed, tgz[0]!);
 
-  // The scratch project. threadkit has no runtime dependencies, so an offline install works.
+  // The scratch project. threadkit's one runtime dependency (acorn) is in the npm cache after
+  // `npm ci`, so an offline install works; if not, the install below goes online.
   scratch = join(work, 'app');
   mkdirSync(scratch);
   writeFileSync(join(scratch, 'package.json'), `${JSON.stringify({ name: 'threadkit-scratch', version: '1.0.0', private: true, type: 'module' }, null, 2)}\n`);

@@ -52,7 +52,7 @@ addIsolateExitHook((code, uncaught) => {
 
 async function load(descriptor: FunctionDescriptor): Promise<Task> {
   if (descriptor.kind === 'source') {
-    const fn = compileSource(descriptor.source, descriptor.origin);
+    const fn = compileSource(descriptor.source, descriptor.origin, descriptor.at);
     const task = (...args: unknown[]): unknown => {
       try {
         return fn(...args);

@@ -66,7 +66,8 @@ interface TscEnv {
 const __addDisposableResource = (env: TscEnv, value: unknown, isAsync: boolean): unknown => __using(env.stack, value, isAsync);
 const __disposeResources = (env: TscEnv): unknown => disposeAll(env.stack, env.error, env.hasError);
 
-const __name = <T>(target: T): T => target;
+// As esbuild's: names the function (keepNames), so that `fn.name` reads as in the sending thread.
+const __name = <T>(target: T, value: string): T => Object.defineProperty(target, 'name', { value, configurable: true });
 
 /** Parameter names and values for `new Function(...)`. */
 export const transpiledHelperNames = ['__name', '__using', '__callDispose', '__addDisposableResource', '__disposeResources'];

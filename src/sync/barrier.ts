@@ -337,7 +337,7 @@ export class Barrier extends SharedObject {
     if (this.action === undefined) {
       this._heap.ensureMapped(block + this._heap.capacity(block));
       const descriptor = decodeValue(this._heap.buf, block) as FunctionDescriptor & { kind: 'source' };
-      this.action = compileSource(descriptor.source) as () => unknown;
+      this.action = compileSource(descriptor.source, undefined, descriptor.at) as () => unknown;
     }
     try {
       this.action();

@@ -97,7 +97,7 @@ async function loadTarget(target: FunctionDescriptor): Promise<(...args: unknown
   if (target.kind === 'source') {
     // A self-contained function may `await import('./x.ts')`: have the loader ready.
     if (/\bimport\s*\(/.test(target.source)) await loadTypeScript(typescriptLoader);
-    const fn = compileSource(target.source, target.origin);
+    const fn = compileSource(target.source, target.origin, target.at);
     return (...args: unknown[]) => {
       try {
         const result = fn(...args);
