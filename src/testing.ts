@@ -21,6 +21,7 @@ export function failNextAllocations(n: number): void {
 /** The next `n` isolates threadkit starts, from any thread, fail before they load threadkit (0 cancels). */
 export function failNextIsolateStarts(n: number): void {
   checkCount(n, 'failNextIsolateStarts');
+  // A countdown nobody sleeps on: spawnIsolate takes from it with a compareExchange.
   Atomics.store(heap().i32, S_FAULT_STARTS, n);
 }
 

@@ -695,6 +695,29 @@ function withInboxLock<T>(h: ReturnType<typeof heap>, base: number, body: () => 
   }
 }
 
+/**
+ * Completes `future` whatever happens (a task's or a broken pool's future must settle): with
+ * `value`; if that cannot be stored (it cannot cross threads, the heap is full), with
+ * `explain(whyNot)`; if even that cannot, with a HeapExhaustedError that needs no room.
+ * Nothing happens to a future someone else settled meanwhile. Never throws.
+ */
+export function settleSurely(future: Future<unknown>, value: unknown, failed: boolean, explain: (whyNot: unknown) => unknown): void {
+  try {
+    if (failed) future.setException(value);
+    else future.setResult(value);
+    return;
+  } catch (whyNot) {
+    if (future.done()) return;
+    try {
+      future.setException(explain(whyNot));
+      return;
+    } catch {
+      // no room even for that
+    }
+  }
+  future._failForLackOfRoom();
+}
+
 function runCallback<R>(future: Future<R>, fn: DoneCallback<R>): void {
   try {
     fn(future);

@@ -18,7 +18,7 @@ import { type CallbackOwner, callbackOwner, setCallbackOwner } from '../thread/c
 import { currentThread, getNativeId } from '../thread/thread.js';
 import * as B from '../thread/thread-block.js';
 import { addIsolateExitHook, importModule } from '../thread/body.js';
-import { Future } from './future.js';
+import { Future, settleSurely } from './future.js';
 import type { ThreadPoolExecutor } from './thread-pool.js';
 import { dropArgs, readHeader, takeArgs } from './task-queue.js';
 
@@ -74,27 +74,13 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
-/**
- * Completes the future; a result that cannot be sent fails it instead, and when even the error
- * cannot be stored (the heap is full) it fails with HeapExhaustedError, which needs no room.
- * Never throws: every task's future settles.
- */
+/** Completes the task's future; what cannot be stored fails it with the reason instead (settleSurely). */
 function settle(future: Future, outcome: unknown, failed: boolean): void {
-  try {
-    if (failed) future.setException(outcome);
-    else future.setResult(outcome);
-    return;
-  } catch (error) {
-    if (future.done()) return; // settled meanwhile by someone else (a user's setResult)
-    try {
-      future.setException(error); // the result (or error) could not be sent: say why
-      return;
-    } catch {
-      // the heap has no room even for that error
-    }
-  }
-  future._failForLackOfRoom();
+  settleSurely(future, outcome, failed, theReason);
 }
+
+/** (Module-level: no closure made per task.) */
+const theReason = (whyNot: unknown): unknown => whyNot;
 
 /** The pool thread's body. */
 export async function runPoolThread(executor: ThreadPoolExecutor): Promise<void> {

@@ -45,7 +45,7 @@ import { address } from '../sync/options.js';
 import { refuseWhileImporting } from '../thread/bootstrapping.js';
 import { Thread, callerModule, keepProcessAlive } from '../thread/thread.js';
 import * as B from '../thread/thread-block.js';
-import { Future, onStalledWait } from './future.js';
+import { Future, onStalledWait, settleSurely } from './future.js';
 import { runPoolThread } from './pool-thread.js';
 import { BROKEN, NEEDS_THREAD, type PutResult, QUEUE_SLOTS, REFUSED, SHUTDOWN, TaskQueue, dropRecord, encodeRecord, recordFuture } from './task-queue.js';
 
@@ -277,7 +277,8 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
       this._queue.work(-1); // the task leaves the pool: it no longer holds the process
       const future = recordFuture(this._heap, record) as Future;
       if (future.done()) continue; // cancelled meanwhile
-      failBroken(future, error, message);
+      // A cause that cannot cross threads (a field holding a function, nested too deep) is described instead.
+      settleSurely(future, error, true, (whyNot) => new BrokenThreadPool(`${message} (its error could not be sent: ${describeError(whyNot)})`));
     }
   }
 
@@ -568,27 +569,6 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
     flush();
     return { futures, deadline, chunked: chunksize > 1, timeout: options.timeout };
   }
-}
-
-/**
- * Fails a pending future of a broken pool, whatever happens: when the cause cannot cross
- * threads (a field holding a function, nested too deep), a BrokenThreadPool that describes it;
- * when even that cannot be stored (the heap is full), a HeapExhaustedError needing no room.
- */
-function failBroken(future: Future, error: BrokenThreadPool, message: string): void {
-  try {
-    future.setException(error);
-    return;
-  } catch (encodeError) {
-    if (future.done()) return;
-    try {
-      future.setException(new BrokenThreadPool(`${message} (its error could not be sent: ${describeError(encodeError)})`));
-      return;
-    } catch {
-      // no room even for that
-    }
-  }
-  future._failForLackOfRoom();
 }
 
 /**

@@ -144,6 +144,7 @@ function spawnIsolate(init: ThreadInit): PooledWorker {
 /** True when a test asked this isolate start to fail (threadkit/testing failNextIsolateStarts): one taken from the countdown. */
 function takeStartFault(): boolean {
   const i32 = heap().i32;
+  // (A countdown nobody sleeps on: each start that fails takes one with a compareExchange.)
   for (let left = Atomics.load(i32, S_FAULT_STARTS); left > 0; left = Atomics.load(i32, S_FAULT_STARTS)) {
     if (Atomics.compareExchange(i32, S_FAULT_STARTS, left, left - 1) === left) return true;
   }
@@ -156,6 +157,7 @@ function takeStartFault(): boolean {
  */
 export function bootFailure(pooled: PooledWorker): string | undefined {
   const h = heap();
+  // A read for a check only (nobody sleeps on it); the bootstrap stores the length last.
   const length = Atomics.load(h.i32, (pooled.mailbox >> 2) + MAILBOX_BOOT_ERROR);
   if (length === 0) return undefined;
   // The text was written before the length was stored: all of it is there.

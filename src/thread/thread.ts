@@ -166,7 +166,6 @@ export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends S
    *   subclass field cannot be cloned (the thread is then not started or registered).
    */
   start(): void {
-    if (this.state() !== B.INITIAL || this.#isParent) throw new ThreadError('threads can only be started once');
     refuseWhileImporting('start a thread');
     this._start();
   }
