@@ -4,6 +4,7 @@
  * still settles: no waiter hangs, no future is lost, the heap stays usable.
  */
 
+import { failNextDecodesHere } from './shm/codec.js';
 import { heap } from './shm/current.js';
 import { S_FAULT_STARTS } from './shm/heap.js';
 import type { Thread } from './thread/thread.js';
@@ -32,4 +33,15 @@ export function failNextIsolateStarts(n: number): void {
  */
 export function killIsolate(thread: Thread): Promise<number> {
   return thread._terminateIsolate();
+}
+
+/**
+ * The next `n` values that the calling thread receives and has to decode (a queue item that
+ * is not a number, boolean, null, undefined or short string; a future's result or exception;
+ * a thread's fields or error at its end) fail to decode with a TypeError (0 cancels). A queue
+ * item that fails is put back into the queue and the get throws; a future keeps its outcome.
+ */
+export function failNextDecodes(n: number): void {
+  checkCount(n, 'failNextDecodes');
+  failNextDecodesHere(n);
 }

@@ -1,7 +1,7 @@
 /**
  * Faults on demand (threadkit/testing): a pool thread's isolate killed under its task, the heap
  * full at the moment a thread or a task finishes, isolates that fail to start, a Condition
- * waiter whose isolate exits. In every case every waiter settles and the heap stays usable.
+ * waiter whose isolate exits, values that fail to decode where they are received. In every case every waiter settles and the heap stays usable.
  */
 
 import assert from 'node:assert/strict';
@@ -12,6 +12,11 @@ import {
   Event,
   Future,
   HeapExhaustedError,
+  LifoQueue,
+  Lock,
+  PriorityQueue,
+  Queue,
+  SimpleQueue,
   Thread,
   ThreadError,
   ThreadPoolExecutor,
@@ -22,7 +27,7 @@ import {
   waitAsync,
   type ExceptHookArgs,
 } from 'threadkit';
-import { failNextAllocations, failNextIsolateStarts, killIsolate } from 'threadkit/testing';
+import { failNextAllocations, failNextDecodes, failNextIsolateStarts, killIsolate } from 'threadkit/testing';
 
 /** Runs `body` with an excepthook that collects what it is given (the default one restored after). */
 async function collectingHook<T>(body: (reports: ExceptHookArgs[]) => Promise<T> | T): Promise<T> {
@@ -237,5 +242,85 @@ describe('a Condition waiter whose isolate exits while it waits', () => {
       live.join();
       assert.equal(live.result, true, 'the live waiter got the one notify');
     });
+  });
+});
+
+describe('a value that fails to decode where it is received', () => {
+  const kinds = [
+    ['Queue', () => new Queue()],
+    ['LifoQueue', () => new LifoQueue()],
+    ['PriorityQueue', () => new PriorityQueue()],
+    ['SimpleQueue', () => new SimpleQueue()],
+  ] as const;
+  // Small items travel inline in the queue's storage, large ones in a block of their own.
+  const payloads = [
+    ['small', 'x'],
+    ['large', 'x'.repeat(5_000)],
+  ] as const;
+
+  for (const [kind, make] of kinds) {
+    for (const [size, text] of payloads) {
+      for (const how of ['get', 'getAsync'] as const) {
+        it(`${kind}.${how} (${size} items): the item goes back into the queue and the get throws`, async () => {
+          const q = make() as Queue<[number, { text: string; lock: Lock }]>;
+          const locks = [new Lock(), new Lock(), new Lock()];
+          const putter = new Thread({
+            args: [q, locks, text],
+            target: (q: Queue<[number, { text: string; lock: Lock }]>, locks: Lock[], text: string) => {
+              for (let i = 0; i < locks.length; i++) q.put([i, { text, lock: locks[i]! }]);
+            },
+          });
+          putter.start();
+          putter.join();
+          const unfinished = q instanceof Queue ? q.unfinishedTasks : 0;
+          failNextDecodes(1);
+          const get = (): Promise<[number, { text: string; lock: Lock }]> => (how === 'get' ? Promise.resolve().then(() => q.get()) : q.getAsync());
+          await assert.rejects(get(), (error: Error) => {
+            assert.ok(error instanceof TypeError, String(error));
+            assert.match(error.message, new RegExp(`^${kind}\\.get: the item could not be decoded in this thread; it is back in the queue.*injected fault`));
+            return true;
+          });
+          assert.equal(q.qsize(), 3, 'no item lost');
+          if (q instanceof Queue) assert.equal(q.unfinishedTasks, unfinished, 'the item put back is not a new task');
+          const got = [await get(), await get(), await get()].sort((a, b) => a[0] - b[0]);
+          assert.deepEqual(got.map(([i, v]) => [i, v.text.length]), [[0, text.length], [1, text.length], [2, text.length]]);
+          // The locks inside arrive as the same objects. The fault came part-way, after one
+          // Lock was received: that Lock has as many references as the others (none leaked by
+          // the put-back, none given up twice).
+          got.forEach(([i, v]) => assert.equal(v.lock, locks[i]));
+          const references = locks.map((lock) => lock._heap.refCount(lock._offset));
+          assert.deepEqual(references, [references[0], references[0], references[0]]);
+          assert.equal(q.qsize(), 0);
+        });
+      }
+    }
+  }
+
+  it("a Future's result() fails once and the outcome is still there", async () => {
+    const future = new Future<{ lock: Lock }>();
+    const lock = new Lock();
+    future.setResult({ lock });
+    failNextDecodes(1);
+    assert.throws(() => future.result(), /injected fault/);
+    assert.equal(future.result().lock, lock);
+    failNextDecodes(1);
+    await assert.rejects(future.then((v) => v), /injected fault/);
+    assert.equal((await future).lock, lock);
+  });
+
+  it("a thread whose result fails to decode at its end: join() returns and the excepthook says so", async () => {
+    const reports = await collectingHook((reports) => {
+      const thread = new Thread({ name: 'undecodable', target: () => ({ answer: 42 }) });
+      failNextDecodes(1);
+      thread.start();
+      thread.join();
+      failNextDecodes(0);
+      assert.equal(thread.isAlive(), false);
+      assert.equal(thread.result, undefined);
+      return reports;
+    });
+    assert.equal(reports.length, 1);
+    assert.ok(reports[0]!.excValue instanceof ThreadError);
+    assert.match(String(reports[0]!.excValue), /the fields of thread undecodable could not be received in this thread: .*injected fault/);
   });
 });

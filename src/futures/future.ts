@@ -25,7 +25,7 @@
 import { existsSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError, ThreadError, TimeoutError } from '../errors.js';
-import { decodeValue, dropEncoded, encodeToBlock, forEachHandle } from '../shm/codec.js';
+import { decodeReceived, dropEncoded, encodeToBlock, forEachHandle } from '../shm/codec.js';
 import { heap } from '../shm/current.js';
 import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
 import { Kind, SharedObject, dropReference, registerKind, reviveAs } from '../shm/handles.js';
@@ -487,7 +487,8 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     const block = Math.abs(outcome);
     h.ensureMapped(h.topBytes());
     retainHandlesIn(h.buf, block);
-    return decodeValue(h.buf, block);
+    // (A failed decode drops what it had not reached: the retains above stay balanced.)
+    return decodeReceived(h.buf, block, false);
   }
 }
 

@@ -89,7 +89,7 @@
 
 import { inspect } from 'node:util';
 import { QueueEmpty, QueueFull, QueueShutDown } from '../errors.js';
-import { copyBytes, decodeValue, dropEncoded, encodeToScratch, encodedLength } from '../shm/codec.js';
+import { copyBytes, decodeReceived, dropEncoded, encodeToScratch, encodedLength } from '../shm/codec.js';
 import { heap } from '../shm/current.js';
 import { TIMEOUT_MAX, deadlineAfter, describe, futexWait, futexWaitAsync } from '../shm/futex.js';
 import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs } from '../shm/handles.js';
@@ -380,6 +380,8 @@ export const DECODE_ITEM: unique symbol = Symbol('decode item');
 const scratch = Buffer.allocUnsafeSlow(INLINE_MAX);
 /** The same memory as Int32 words: records are 4-aligned, so the copy goes a word at a time. */
 const scratch32 = new Int32Array(scratch.buffer, scratch.byteOffset, INLINE_MAX >> 2);
+/** How many bytes of `scratch` the last DECODE_SCRATCH holds (to put them back if they fail to decode). */
+let scratchLength = 0;
 /** The block taken for DECODE_BLOCK / DECODE_ITEM. */
 export let takenBlock = 0;
 export function setTakenBlock(block: number): void {
@@ -407,6 +409,7 @@ export function readPayload(h: Heap, type: number, len: number, p: number): unkn
       const i32 = h.i32;
       const from = p >> 2;
       for (let i = 0, words = (len + 3) >> 2; i < words; i++) scratch32[i] = i32[from + i]!;
+      scratchLength = len;
       return DECODE_SCRATCH;
     }
     case R.BLOCK:
@@ -455,21 +458,24 @@ export function shortAscii(u8: Uint8Array, p: number, n: number): string {
   }
 }
 
-/** Decodes a record payload that is no longer shared (an item block the caller took). */
+/**
+ * Decodes a record payload that is no longer shared (an item block the caller took). If that
+ * fails, the payload still owns what it holds (its handles, its Bytes block): the caller puts
+ * it back.
+ */
 export function decodePrivate(h: Heap, type: number, len: number, p: number): unknown {
-  if (type === R.CODEC) return decodeValue(h.buf, p);
+  if (type === R.CODEC) return decodeReceived(h.buf, p, true);
   const value = readPayload(h, type, len, p);
-  return value === DECODE_BLOCK ? decodeBlock(h, takenBlock) : value;
+  return value === DECODE_BLOCK ? receiveBlock(h, takenBlock) : value;
 }
 
-function decodeBlock(h: Heap, block: number): unknown {
-  try {
-    // Another thread may have allocated the block after this one last mapped the heap.
-    h.ensureMapped(h.topBytes());
-    return decodeValue(h.buf, block);
-  } finally {
-    dropReference(block);
-  }
+/** Decodes a taken Bytes block and frees it; if the decode fails, the block is kept whole. */
+function receiveBlock(h: Heap, block: number): unknown {
+  // Another thread may have allocated the block after this one last mapped the heap.
+  h.ensureMapped(h.topBytes());
+  const value = decodeReceived(h.buf, block, true);
+  dropReference(block);
+  return value;
 }
 
 /** Drops what one stored record holds: the handles inside its codec bytes, its block. */
@@ -1217,13 +1223,71 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
     return value;
   }
 
-  /** Turns a `_take` marker into the item (decoding happens with no lock held). */
+  /**
+   * Turns a `_take` marker into the item (decoding happens with no lock held). An item that
+   * fails to decode here is put back (`_putBack`) and the get throws.
+   */
   private _finish(value: unknown): unknown {
     if (typeof value !== 'symbol') return value;
-    if (value === DECODE_SCRATCH) return decodeValue(scratch, 0);
-    if (value === DECODE_BLOCK) return decodeBlock(this._heap, takenBlock);
+    if (value === DECODE_SCRATCH) return this._receiveScratch(scratchLength);
+    if (value === DECODE_BLOCK) return this._receiveBlock(takenBlock);
     if (value === DECODE_ITEM) return this._decodeItem(takenBlock);
     return value;
+  }
+
+  private _receiveScratch(length: number): unknown {
+    try {
+      return decodeReceived(scratch, 0, true);
+    } catch (error) {
+      const st = new Staged();
+      st.type = R.CODEC;
+      st.len = length;
+      st.bytes = Uint8Array.prototype.slice.call(scratch, 0, length);
+      throw this._putBack(st, error);
+    }
+  }
+
+  private _receiveBlock(block: number): unknown {
+    try {
+      return receiveBlock(this._heap, block);
+    } catch (error) {
+      const st = new Staged();
+      st.type = R.BLOCK;
+      st.len = 4;
+      st.block = block;
+      throw this._putBack(st, error);
+    }
+  }
+
+  /**
+   * @internal A got item failed to decode in this thread: it goes back into the queue (a FIFO
+   * queue's tail, a LIFO queue's top, its place by priority), so nothing is lost, and the
+   * error for the get to throw is returned. It ignores maxsize and shutdown (the item was in
+   * the queue already) and is not counted as a new unfinished task.
+   */
+  _putBack(st: Staged, error: unknown): Error {
+    const why = error instanceof Error ? error.message : String(error);
+    const h = this._heap;
+    const b = this._base;
+    const word = lockCounted(h.i32, b + PUT_WORD, this._putGuess);
+    try {
+      this._insert(st);
+    } catch (insertError) {
+      this._putGuess = word & -4;
+      releaseKeep(h.i32, b + PUT_WORD, word);
+      unstage(st);
+      return new HeapExhaustedError(`${this._name}.get: an item could not be decoded in this thread (${why}), and the shared heap had no room to put it back: it is lost`, { cause: insertError });
+    }
+    const next = ((word & -8) + ONE) | 0;
+    this._putGuess = next;
+    // As a put: releasing publishes the item and wakes a getter that announced itself.
+    releasePublish(h.i32, b + PUT_WORD, word, next, b + GET_WAITERS, b + NOT_EMPTY_SEQ);
+    // The put above counted the item's task a second time: count one done. After the put, so
+    // that unfinishedTasks never dips to 0 on the way (joiners need no wake-up: it stays > 0).
+    Atomics.add(h.i32, b + DONE_WORD, ONE);
+    const where = this._oneLock ? '' : ' (at its tail)';
+    const Kind = error instanceof RangeError ? RangeError : TypeError;
+    return new Kind(`${this._name}.get: the item could not be decoded in this thread; it is back in the queue${where}: ${why}`, { cause: error });
   }
 
   /** @internal PriorityQueue: decode and free a taken item block. */

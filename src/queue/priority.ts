@@ -47,7 +47,7 @@ import {
   R,
   SEQ,
   STORE,
-  type Staged,
+  Staged,
   TAIL,
   type FastBuffer,
   decodePrivate,
@@ -596,9 +596,10 @@ export class PriorityQueue<T = unknown> extends Queue<T> {
     return DECODE_ITEM;
   }
 
-  /** @internal Decodes a taken item block (no lock held) and frees it. */
+  /** @internal Decodes a taken item block (no lock held) and frees it; puts it back if the decode fails. */
   override _decodeItem(block: number): unknown {
     const h = this._heap;
+    let value: unknown;
     try {
       h.ensureMapped(h.topBytes());
       const header = h.i32[(block >> 2) + 2]!;
@@ -606,13 +607,20 @@ export class PriorityQueue<T = unknown> extends Queue<T> {
         u8 = h.u8;
         dv = h.dv;
         ca = block + ITEM_HEADER;
-        return decodeKey();
+        value = decodeKey();
+      } else {
+        const payloadAt = block + ITEM_HEADER + round4(h.i32[(block >> 2) + 3]!);
+        value = decodePrivate(h, header & 15, header >>> 4, payloadAt);
       }
-      const payloadAt = block + ITEM_HEADER + round4(h.i32[(block >> 2) + 3]!);
-      return decodePrivate(h, header & 15, header >>> 4, payloadAt);
-    } finally {
-      dropReference(block);
+    } catch (error) {
+      // The block still holds everything (decodePrivate keeps it whole on failure).
+      const st = new Staged();
+      st.type = R.ITEM;
+      st.block = block;
+      throw this._putBack(st, error);
     }
+    dropReference(block);
+    return value;
   }
 
   private _growArray(needed: number): void {

@@ -576,6 +576,13 @@ class Decoder {
   private refs: unknown[] = [];
   /** Containers open around the value being read (the encoder wrote at most MAX_DEPTH). */
   private depth = 0;
+  /** threadkit/testing failNextDecodes: fail after the first shared object is received, or at the end. */
+  injectedFault = false;
+
+  injectFault(): never {
+    this.injectedFault = false;
+    throw new TypeError('threadkit codec: the value could not be decoded (an injected fault: threadkit/testing failNextDecodes)');
+  }
 
   decode(buf: Buffer, start: number): unknown {
     this.buf = buf;
@@ -598,6 +605,22 @@ class Decoder {
     if (this.refs.length !== 0) this.refs = [];
     try {
       new Scanner(buf, start, dropReference, this.pos).value();
+    } catch {
+      // (Corrupt bytes: nothing more can be done.)
+    }
+  }
+
+  /**
+   * After a decode of `buf` from `start` failed: gives the bytes back a reference for each
+   * handle it had read (adopted by a wrapper, or dropped because one existed), so that they
+   * own all their handles again and can be decoded later or dropped. The handles read are
+   * alive: their wrappers are still reachable (no finalizer runs inside this call).
+   */
+  retainRead(buf: Buffer, start: number): void {
+    if (this.refs.length !== 0) this.refs = [];
+    const h = heap();
+    try {
+      new Scanner(buf, start, (offset) => h.retain(offset), 0, this.pos).value();
     } catch {
       // (Corrupt bytes: nothing more can be done.)
     }
@@ -719,8 +742,11 @@ class Decoder {
       }
       case Tag.Error:
         return this.error();
-      case Tag.Handle:
-        return reviveHandle(this.u32());
+      case Tag.Handle: {
+        const obj = reviveHandle(this.u32());
+        if (this.injectedFault) this.injectFault();
+        return obj;
+      }
       case Tag.BackRef:
         return this.refs[this.u32()];
       case Tag.SharedView: {
@@ -862,13 +888,18 @@ export function forEachHandle(buf: Buffer, start: number, fn: (offset: number) =
 }
 
 class Scanner {
-  /** Handles whose tag lies before byte `from` are not reported. */
+  /** Only handles whose tag lies in [from, to) are reported. */
   constructor(
     private buf: Buffer,
     private pos: number,
     private fn: (offset: number) => void,
     private from = 0,
+    private to = Infinity,
   ) {}
+
+  private reports(tagAt: number): boolean {
+    return tagAt >= this.from && tagAt < this.to;
+  }
 
   private u32(): number {
     const n = this.buf.readUInt32LE(this.pos);
@@ -950,14 +981,14 @@ class Scanner {
         return this.value();
       case Tag.Handle: {
         const offset = this.u32();
-        if (this.pos - 5 >= this.from) this.fn(offset);
+        if (this.reports(this.pos - 5)) this.fn(offset);
         return;
       }
       case Tag.SharedView: {
         this.pos++;
         const block = this.u32();
         this.pos += 8;
-        if (this.pos - 14 >= this.from) this.fn(block);
+        if (this.reports(this.pos - 14)) this.fn(block);
         return;
       }
       default:
@@ -1050,9 +1081,12 @@ export function decodeValue(buf: Buffer | Uint8Array, start = 0): unknown {
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   // Only a container can hold handles, or fail part-way: a lone value skips the guard (a try
   // around every decode costs ~8 ns, 4% of a short string's round trip).
-  const tag = b[start];
-  if ((tag! >= Tag.Array && tag! <= Tag.Set) || tag === Tag.Error || tag === Tag.SparseArray) return decodeGuarded(b, start);
+  if (isContainer(b[start]!)) return decodeGuarded(b, start);
   return decoder.decode(b, start);
+}
+
+function isContainer(tag: number): boolean {
+  return (tag >= Tag.Array && tag <= Tag.Set) || tag === Tag.Error || tag === Tag.SparseArray;
 }
 
 /** Decodes a container; if that fails part-way, the handles it had not reached are dropped. */
@@ -1061,6 +1095,42 @@ function decodeGuarded(b: Buffer, start: number): unknown {
     return decoder.decode(b, start);
   } catch (error) {
     decoder.dropUnread(b, start);
+    throw error;
+  }
+}
+
+/** Decodes to be injected as failures in this thread (threadkit/testing failNextDecodes). */
+let injectedDecodeFaults = 0;
+
+/** @internal threadkit/testing: the next `n` values this thread receives fail to decode. */
+export function failNextDecodesHere(n: number): void {
+  injectedDecodeFaults = n;
+}
+
+/**
+ * Decodes a value received from another thread: a queue item, a future's outcome, a thread's
+ * fields or error. With `keep`, a failed decode leaves the bytes owning every handle inside
+ * them (the caller puts them back or drops them); without, it drops the handles it had not
+ * reached, as decodeValue does.
+ */
+export function decodeReceived(buf: Buffer | Uint8Array, start: number, keep: boolean): unknown {
+  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (injectedDecodeFaults > 0) {
+    // Fails part-way, as a real failure would: after the first shared object inside is received.
+    injectedDecodeFaults--;
+    decoder.injectedFault = true;
+  } else if (!isContainer(b[start]!)) {
+    // A lone value holds at most one handle and cannot fail after receiving it (see decodeValue).
+    return decoder.decode(b, start);
+  }
+  try {
+    const value = decoder.decode(b, start);
+    if (decoder.injectedFault) decoder.injectFault();
+    return value;
+  } catch (error) {
+    decoder.injectedFault = false;
+    if (keep) decoder.retainRead(b, start);
+    else decoder.dropUnread(b, start);
     throw error;
   }
 }

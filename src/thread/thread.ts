@@ -13,7 +13,7 @@
 import { existsSync, readlinkSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { ThreadError, describeError } from '../errors.js';
-import { decodeValue, dropEncoded, encodeToBytes } from '../shm/codec.js';
+import { decodeReceived, dropEncoded, encodeToBytes } from '../shm/codec.js';
 import { allocateIdent, currentIdent, heap, isHeapCreator } from '../shm/current.js';
 import { HeapExhaustedError, S_MAIN_IDENT, S_NEXT_THREAD_NO } from '../shm/heap.js';
 import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
@@ -321,13 +321,25 @@ export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends S
     if (!this.#isParent || this.#ended) return;
     this.#ended = true;
     const h = this._heap;
-    const fields = takeEncoded(h, this._offset, B.RESULT) as Record<string, unknown> | undefined;
-    if (fields !== undefined) Object.assign(this, fields);
+    let fieldsError: unknown;
+    try {
+      const fields = takeEncoded(h, this._offset, B.RESULT) as Record<string, unknown> | undefined;
+      if (fields !== undefined) Object.assign(this, fields);
+    } catch (error) {
+      fieldsError = new ThreadError(`the fields of thread ${this.name} could not be received in this thread: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
     const failed = Atomics.load(h.i32, this.base + B.EXCEPTION) !== 0;
-    const error = takeEncoded(h, this._offset, B.EXCEPTION);
+    let error: unknown;
+    try {
+      error = takeEncoded(h, this._offset, B.EXCEPTION);
+    } catch (decodeError) {
+      error = new ThreadError(`thread ${this.name} failed, and its error could not be received in this thread: ${decodeError instanceof Error ? decodeError.message : String(decodeError)}`, { cause: decodeError });
+    }
     childrenAlive--;
     if (this.#isolate !== undefined && this.#isolate.worker.threadId >= 0) releaseIsolate(this.#isolate);
     this.#isolate = undefined;
+    // Neither is lost: a thread that failed and whose fields did not decode reports both.
+    if (fieldsError !== undefined) reportThreadException(this, fieldsError);
     if (failed) reportThreadException(this, error);
   }
 
@@ -462,7 +474,7 @@ function takeEncoded(h: ReturnType<typeof heap>, block: number, slot: number): u
   if (bytesBlock === NO_ROOM) return new HeapExhaustedError('the thread ended while the shared heap was full: its error (or its result) could not be stored');
   h.ensureMapped(h.topBytes());
   try {
-    return decodeValue(h.buf, bytesBlock);
+    return decodeReceived(h.buf, bytesBlock, false);
   } finally {
     dropReference(bytesBlock);
   }
