@@ -4,8 +4,23 @@
  * looks classes up here by name).
  */
 
+import type { ThreadSnapshot } from './thread/dump.js';
+
 /** Misuse of a thread or primitive (CPython's RuntimeError): release of an unlocked lock, start twice, … */
 export class ThreadError extends Error {
+}
+
+/**
+ * A wait would have closed a cycle of threads waiting on each other (deadlock detection:
+ * `configureThreads({ deadlockDetection: 'raise' })`). Thrown in the thread whose wait closed
+ * it, which has not slept; `cycle` lists the threads, that one first.
+ */
+export class DeadlockError extends ThreadError {
+  cycle: ThreadSnapshot[];
+  constructor(message = 'deadlock', cycle: ThreadSnapshot[] = []) {
+    super(message);
+    this.cycle = cycle;
+  }
 }
 
 /** A Barrier was broken (aborted, reset, timed out, or its action failed) while a thread used it. */
@@ -58,7 +73,7 @@ export class BrokenThreadPool extends BrokenExecutor {
 
 // Names live on the prototypes (not as instance fields), so an error rebuilt from its parts in
 // another thread has the right name without an own property.
-for (const Class of [ThreadError, BrokenBarrierError, QueueEmpty, QueueFull, QueueShutDown, CancelledError, TimeoutError, InvalidStateError, BrokenExecutor, BrokenThreadPool]) {
+for (const Class of [ThreadError, DeadlockError, BrokenBarrierError, QueueEmpty, QueueFull, QueueShutDown, CancelledError, TimeoutError, InvalidStateError, BrokenExecutor, BrokenThreadPool]) {
   Object.defineProperty(Class.prototype, 'name', { value: Class.name, writable: true, configurable: true, enumerable: false });
 }
 
@@ -77,6 +92,7 @@ export const errorClasses: Record<string, new (message?: string) => Error> = {
   EvalError,
   URIError,
   ThreadError,
+  DeadlockError,
   BrokenBarrierError,
   QueueEmpty,
   QueueFull,

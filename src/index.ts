@@ -5,7 +5,7 @@
 
 import { isMainThread as nodeIsMainThread } from 'node:worker_threads';
 
-export { ThreadError, BrokenBarrierError, QueueEmpty, QueueFull, QueueShutDown, CancelledError, TimeoutError, InvalidStateError, BrokenExecutor, BrokenThreadPool } from './errors.js';
+export { ThreadError, DeadlockError, BrokenBarrierError, QueueEmpty, QueueFull, QueueShutDown, CancelledError, TimeoutError, InvalidStateError, BrokenExecutor, BrokenThreadPool } from './errors.js';
 export { TIMEOUT_MAX } from './shm/futex.js';
 export { configureHeap } from './shm/current.js';
 export { HeapExhaustedError, type HeapOptions } from './shm/heap.js';
@@ -25,6 +25,9 @@ export { Timer } from './thread/timer.js';
 export { sleep, sleepAsync } from './thread/sleep.js';
 export { local } from './thread/local.js';
 export { configureThreads, type ThreadsConfig } from './runtime/pool.js';
+export { dumpThreads, dumpThreadsLater, cancelDumpThreadsLater, type ThreadDump, type ThreadSnapshot } from './thread/dump.js';
+import './thread/deadlock.js';
+import './thread/watchdog.js';
 export { heapStats, type HeapStats } from './thread/stats.js';
 export { SharedValue, sharedArray, type SharedValueKind } from './thread/shared-value.js';
 
@@ -37,7 +40,7 @@ export { Queue } from './queue/queue.js';
 export { LifoQueue } from './queue/lifo.js';
 export { PriorityQueue } from './queue/priority.js';
 export { SimpleQueue } from './queue/simple.js';
-export type { QueueOptions, QueueAsyncOptions, QueueJoinOptions } from './queue/core.js';
+export type { QueueOptions, QueueAsyncOptions, QueueJoinOptions } from './queue/options.js';
 
 // Last: in a bundle, a thread's isolate runs from here (runtime/bundled-worker.ts).
 import './runtime/bundled-worker.js';

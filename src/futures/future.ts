@@ -27,10 +27,11 @@ import { inspect } from 'node:util';
 import { CancelledError, InvalidStateError, ThreadError, TimeoutError } from '../errors.js';
 import { decodeReceived, dropEncoded, encodeToBlock, forEachHandle } from '../shm/codec.js';
 import { heap } from '../shm/current.js';
-import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
+import { deadlineAfter, describe, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
+import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
 import { Kind, SharedObject, dropReference, registerKind, reviveAs } from '../shm/handles.js';
 import { HeapExhaustedError, S_ROOTS } from '../shm/heap.js';
-import { mutexLockSlow, mutexTryLock, mutexUnlock } from '../shm/mutex.js';
+import { mutexLock, mutexUnlock } from '../shm/mutex.js';
 import { address } from '../sync/options.js';
 
 const STATE = 0;
@@ -258,6 +259,14 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     return running;
   }
 
+  /**
+   * @internal While queued, RUNNER holds minus the pool's offset (deadlock detection follows a
+   * wait on a queued task to its pool's threads); a thread that takes the task overwrites it.
+   */
+  _setQueuedIn(pool: number): void {
+    Atomics.store(this.i32, this.base + RUNNER, -pool);
+  }
+
   /** @internal records which OS thread runs the future, so waiters can tell if it died */
   _setRunner(nativeId: number): void {
     Atomics.store(this.i32, this.base + RUNNER, nativeId);
@@ -329,7 +338,7 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
   private transition<T>(change: (state: number) => T | 'changed'): T | true {
     const i32 = this.i32;
     const lock = this.base + LOCK;
-    if (!mutexTryLock(i32, lock)) mutexLockSlow(i32, lock, Infinity);
+    mutexLock(i32, lock);
     const before = this._state();
     sleepersToWake = false;
     let outcome: T | 'changed';
@@ -424,7 +433,7 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     for (let word = this.markWaited(); (word & STATE_MASK) < CANCELLED; word = this.markWaited()) {
       const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS);
       // Sleep only while the word is still what we marked (see storeState).
-      if (futexWait(this.i32, this.base + STATE, word, slice, RESULT_SPIN_MICROS) === 'timed-out') {
+      if (park(this.i32, this.base + STATE, word, slice, WaitKind.Future, this._offset, deadline === Infinity, RESULT_SPIN_MICROS) === 'timed-out') {
         if (msUntil(deadline) === 0) return;
         stalledWait([this as Future<unknown>]);
       }
@@ -441,7 +450,7 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     for (let word = this.markWaited(); (word & STATE_MASK) < CANCELLED; word = this.markWaited()) {
       const slice = Math.min(deadline, performance.now() + 10 * LIVENESS_CHECK_MS);
       // Sleep only while the word is still what we marked (see storeState).
-      if ((await futexWaitAsync(this.i32, this.base + STATE, word, slice, options.signal)) === 'timed-out') {
+      if ((await parkAsync(this.i32, this.base + STATE, word, slice, options.signal)) === 'timed-out') {
         if (msUntil(deadline) === 0) return;
         this._checkRunnerAlive();
       }
@@ -452,7 +461,7 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
   _checkRunnerAlive(): void {
     if (this._state() !== RUNNING) return;
     const tid = Atomics.load(this.i32, this.base + RUNNER);
-    if (tid === 0 || existsSync(`/proc/self/task/${tid}`)) return;
+    if (tid <= 0 || existsSync(`/proc/self/task/${tid}`)) return;
     try {
       this.setException(new ThreadError(`the thread running this task died (OS thread ${tid} is gone: out of memory or killed)`));
     } catch {
@@ -687,7 +696,7 @@ function deliverToInbox(h: ReturnType<typeof heap>, inbox: number, offset: numbe
 }
 
 function withInboxLock<T>(h: ReturnType<typeof heap>, base: number, body: () => T): T {
-  if (!mutexTryLock(h.i32, base + I_LOCK)) mutexLockSlow(h.i32, base + I_LOCK, Infinity);
+  mutexLock(h.i32, base + I_LOCK);
   try {
     h.ensureMapped(h.topBytes());
     return body();

@@ -31,9 +31,9 @@
 
 import { decodeValue, dropEncoded, encodeToBlock, encodeValue } from '../shm/codec.js';
 import type { Heap } from '../shm/heap.js';
-import { futexWait } from '../shm/futex.js';
+import { WaitKind, park } from '../shm/wait-site.js';
 import { Kind, type SharedObject, dropReference, reviveHandle } from '../shm/handles.js';
-import { mutexLockSlow, mutexTryLock, mutexUnlock } from '../shm/mutex.js';
+import { mutexLock, mutexUnlock } from '../shm/mutex.js';
 import { holdProcess } from '../thread/registry.js';
 
 export const LOCK = 0;
@@ -91,7 +91,7 @@ export class TaskQueue {
   /** Runs `body` with LOCK held and the whole heap mapped. */
   locked<T>(body: (i32: Int32Array) => T): T {
     const i32 = this.h.i32;
-    if (!mutexTryLock(i32, this.base + LOCK)) mutexLockSlow(i32, this.base + LOCK, Infinity);
+    mutexLock(i32, this.base + LOCK);
     try {
       this.h.ensureMapped(this.h.topBytes());
       return body(this.h.i32);
@@ -194,7 +194,7 @@ export class TaskQueue {
       try {
         // Sleep only while AVAILABLE holds what we read under LOCK (see put). Spin a while
         // first: under a steady stream of tasks the next one comes within microseconds.
-        timedOut = futexWait(this.h.i32, this.base + AVAILABLE, seen.available, deadline, TAKE_SPIN_MICROS) === 'timed-out';
+        timedOut = park(this.h.i32, this.base + AVAILABLE, seen.available, deadline, WaitKind.Work, 0, false, TAKE_SPIN_MICROS) === 'timed-out';
       } catch (error) {
         this.locked((i32) => {
           i32[this.base + SLEEPERS] = i32[this.base + SLEEPERS]! - 1;

@@ -32,6 +32,7 @@
  * every pending future fails with BrokenThreadPool naming the cause.
  */
 
+import { setPoolThreadsReader } from '../thread/wait-graph.js';
 import { availableParallelism } from 'node:os';
 import { inspect } from 'node:util';
 import { BrokenThreadPool, ThreadError, TimeoutError, describeError } from '../errors.js';
@@ -423,6 +424,7 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
   /** Queues one task for `future`; refused (TypeError, or the pool closed meanwhile) it queues nothing. */
   private queueTask(future: Future<unknown>, id: number, args: unknown, chunked: boolean, root: string): void {
     const record = encodeRecord(this._heap, future, id, args, chunked, root);
+    future._setQueuedIn(this._offset);
     // Counted before a pool thread can take it (and uncounted when it is settled).
     this._queue.work(1);
     let queued: PutResult;
@@ -673,4 +675,21 @@ registerKind(Kind.Executor, {
     const list = h.i32[base + THREAD_LIST]!;
     if (list !== 0) dropReference(list);
   },
+});
+
+/**
+ * For deadlock detection (thread/wait-graph.ts): the blocks of a pool's threads, or undefined
+ * when the pool may still start another thread (then a queued task will run). Read without
+ * the pool's lock: the list may be replaced meanwhile, so every entry is checked to be a thread.
+ */
+setPoolThreadsReader((h, pool) => {
+  const i32 = h.i32;
+  const base = pool >> 2;
+  const count = Atomics.load(i32, base + THREADS);
+  if (count < Atomics.load(i32, base + MAX_WORKERS)) return undefined;
+  const list = Atomics.load(i32, base + THREAD_LIST);
+  if (list <= 0 || h.kindOf(list) !== Kind.Bytes || h.capacity(list) < count * 4) return undefined;
+  const threads: number[] = [];
+  for (let i = 0; i < count; i++) threads.push(Atomics.load(i32, (list >> 2) + i));
+  return threads.every((offset) => offset > 0 && h.kindOf(offset) === Kind.Thread) ? threads : undefined;
 });

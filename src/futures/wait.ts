@@ -8,7 +8,8 @@
 
 import { TimeoutError } from '../errors.js';
 import { heap } from '../shm/current.js';
-import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
+import { deadlineAfter, describe, msUntil, timeoutOrZero } from '../shm/futex.js';
+import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
 import { Kind, isGenuine } from '../shm/handles.js';
 import { COMPLETIONS, COMPLETION_WAITERS, FINISHED, Future, deliverInboxNow, listenAsync, stalledWait, unlistenAsync } from './future.js';
 
@@ -46,11 +47,11 @@ function byCompletion<R>(futures: Future<R>[]): Future<R>[] {
  * `deadline`, in slices: after a silent slice, the runners of `pending` are checked and the
  * pools this thread knows are kept going (stalledWait).
  */
-function sleepOnCompletions(i32: Int32Array, sequence: number, deadline: number, pending: Iterable<Future<unknown>>): void {
+function sleepOnCompletions(i32: Int32Array, sequence: number, deadline: number, pending: Iterable<Future<unknown>>, kind: WaitKind = WaitKind.Wait): void {
   // Completers bump COMPLETIONS, then notify if anyone is counted in COMPLETION_WAITERS (our
   // callers count themselves before reading the sequence), so a completion after the read wakes us.
   const slice = Math.min(deadline, performance.now() + STALL_CHECK_MS);
-  if (futexWait(i32, COMPLETIONS, sequence, slice) === 'timed-out' && msUntil(deadline) > 0) stalledWait(pending);
+  if (park(i32, COMPLETIONS, sequence, slice, kind, 0, deadline === Infinity) === 'timed-out' && msUntil(deadline) > 0) stalledWait(pending);
 }
 
 function split<R>(futures: Future<R>[]): WaitResult<R> {
@@ -142,7 +143,7 @@ export async function waitAsync<R>(fs: Iterable<Future<R>>, options: { timeout?:
       // Counted in COMPLETION_WAITERS before the read: a completion after it bumps and notifies.
       const sequence = Atomics.load(i32, COMPLETIONS);
       if (progress.over() || msUntil(deadline) === 0) return progress.result();
-      await futexWaitAsync(i32, COMPLETIONS, sequence, deadline, options.signal);
+      await parkAsync(i32, COMPLETIONS, sequence, deadline, options.signal);
     }
   } finally {
     Atomics.sub(i32, COMPLETION_WAITERS, 1);

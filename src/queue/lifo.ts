@@ -9,16 +9,19 @@
  *
  * | bytes                        | content                                        |
  * |------------------------------|------------------------------------------------|
- * | [start, start + round4(len)) | payload (core.ts record types)                 |
+ * | [start, start + round4(len)) | payload (records.ts record types)              |
  * | [.., .. + 4)                 | header word: type \| len << 4                 |
  *
  * The storage doubles when a record does not fit and is given back when the stack empties
  * while larger than SHRINK_ABOVE.
  */
 
-import { Kind, dropReference } from '../shm/handles.js';
+import { Kind, dropReference, reviveAs } from '../shm/handles.js';
 import type { Heap } from '../shm/heap.js';
-import { CAP, Flavor, type Staged, STORE, TAIL, dropRecord, explainExhausted, nextPow2, readPayload, registerFlavor, reviveAs, round4, writePayload } from './core.js';
+import { Flavor, registerFlavor } from './flavors.js';
+import { CAP, STORE, TAIL } from './layout.js';
+import { type Staged, dropRecord, explainExhausted, readPayload, round4, writePayload } from './records.js';
+import { nextPow2 } from './ring.js';
 import { Queue } from './queue.js';
 
 /** First stack storage (bytes), allocated at the first put. */

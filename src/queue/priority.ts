@@ -13,7 +13,7 @@
  * | bytes            | field    | meaning                                                       |
  * |------------------|----------|---------------------------------------------------------------|
  * | 0..8             | seq      | Float64 insertion number (from the queue's SEQ slot)            |
- * | 8..12            | record   | record header (core.ts types), or KEYED: the key is the item    |
+ * | 8..12            | record   | record header (records.ts types), or KEYED: the key is the item |
  * | 12..16           | keyBytes | size of the key                                               |
  * | 16..24           | primary  | Float64: the item if a number, the first element if an array starting with one |
  * | 24..28           | class    | 0 none, 1 number, 2 array led by a number                      |
@@ -38,31 +38,26 @@
 
 import { dropEncoded } from '../shm/codec.js';
 import { heap } from '../shm/current.js';
-import { Kind, dropReference } from '../shm/handles.js';
+import { Kind, dropReference, reviveAs } from '../shm/handles.js';
 import type { Heap } from '../shm/heap.js';
+import { Flavor, registerFlavor } from './flavors.js';
+import { CAP, SEQ, STORE, TAIL } from './layout.js';
 import {
-  CAP,
   DECODE_ITEM,
-  Flavor,
   R,
-  SEQ,
-  STORE,
   Staged,
-  TAIL,
   type FastBuffer,
   decodePrivate,
   dropRecord,
   explainExhausted,
-  nextPow2,
-  registerFlavor,
-  reviveAs,
   round4,
   setItemBlockDropper,
   setTakenBlock,
   shortAscii,
   stageItem,
   writePayload,
-} from './core.js';
+} from './records.js';
+import { nextPow2 } from './ring.js';
 import { Queue } from './queue.js';
 
 const K_NUM = 1;

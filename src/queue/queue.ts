@@ -4,33 +4,23 @@
  * args, other queue items, task results…). `maxsize <= 0` means unbounded; `maxsize` can be read
  * and changed at any time (raising it wakes blocked putters). Task tracking as in Python: every
  * put adds an unfinished task, `taskDone()` finishes one, `join()` waits until none is left.
- * The storage and every put/get rule live in core.ts; this file adds what Queue has and
- * SimpleQueue has not (maxsize, full, taskDone, join, unfinishedTasks).
+ * The storage (ring.ts) and every put/get rule (core.ts) live elsewhere; this file adds what
+ * Queue has and SimpleQueue has not (maxsize, full, taskDone, join, unfinishedTasks).
  *
  * Task counting uses two counters of the queue block (see core.ts): unfinishedTasks =
  * PUT_WORD - DONE_WORD. A put makes its task visible in the same store that publishes the
  * item, so a getter can never call taskDone() for an item before the task is counted.
  */
 
-import { deadlineAfter, futexWait, futexWaitAsync, timeoutOrZero } from '../shm/futex.js';
-import {
-  DONE_WORD,
-  Flavor,
-  JOIN_WAITERS,
-  ONE,
-  MAXSIZE,
-  NOT_FULL_SEQ,
-  PUT_WORD,
-  QueueCore,
-  type QueueJoinOptions,
-  checkMaxsize,
-  destroyFifo,
-  isReviving,
-  itemsBetween,
-  registerFlavor,
-  reviveAs,
-  withPutLock,
-} from './core.js';
+import { deadlineAfter, timeoutOrZero } from '../shm/futex.js';
+import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
+import { isReviving, reviveAs } from '../shm/handles.js';
+import { QueueCore } from './core.js';
+import { ONE, itemsBetween, withPutLock } from './counted-lock.js';
+import { Flavor, registerFlavor } from './flavors.js';
+import { DONE_WORD, JOIN_WAITERS, MAXSIZE, NOT_FULL_SEQ, PUT_WORD } from './layout.js';
+import { type QueueJoinOptions, checkMaxsize } from './options.js';
+import { destroyFifo } from './ring.js';
 
 export class Queue<T = unknown> extends QueueCore<T> {
   /** @internal which storage the class uses (subclasses override). */
@@ -122,7 +112,7 @@ export class Queue<T = unknown> extends QueueCore<T> {
         // Read DONE_WORD, then the put word; sleep only while DONE_WORD still holds what we read.
         const done = Atomics.load(i32, b + DONE_WORD);
         if (itemsBetween(Atomics.load(i32, b + PUT_WORD), done) <= 0) return;
-        futexWait(i32, b + DONE_WORD, done, Infinity);
+        park(i32, b + DONE_WORD, done, Infinity, WaitKind.QueueJoin, this._offset);
       }
     } finally {
       // Deregistering late costs at most a needless notify.
@@ -147,7 +137,7 @@ export class Queue<T = unknown> extends QueueCore<T> {
         // Read DONE_WORD, then the put word; sleep only while DONE_WORD still holds what we read.
         const done = Atomics.load(i32, b + DONE_WORD);
         if (itemsBetween(Atomics.load(i32, b + PUT_WORD), done) <= 0) return true;
-        if ((await futexWaitAsync(i32, b + DONE_WORD, done, deadline, options.signal)) === 'timed-out') return this.unfinishedTasks === 0;
+        if ((await parkAsync(i32, b + DONE_WORD, done, deadline, options.signal)) === 'timed-out') return this.unfinishedTasks === 0;
       }
     } finally {
       // Deregistering late costs at most a needless notify.

@@ -16,10 +16,12 @@
  * `local()` values. Opt out with `configureThreads({ keepIdleMs: 0 })`.
  */
 
+import { type DeadlockDetection, setDeadlockDetection } from '../thread/deadlock.js';
+import { wantWaitStacks } from '../thread/dump.js';
 import { Worker } from 'node:worker_threads';
 import { encodeValue } from '../shm/codec.js';
 import { heap } from '../shm/current.js';
-import { futexWait } from '../shm/futex.js';
+import { WaitKind, park } from '../shm/wait-site.js';
 import { Kind, dropReference } from '../shm/handles.js';
 import { S_FAULT_STARTS } from '../shm/heap.js';
 import { ASSIGNED, BUSY, IDLE, MAILBOX_BOOT_ERROR, MAILBOX_BOOT_TEXT, MAILBOX_BYTES, MAILBOX_INIT, MAILBOX_STATE, MAILBOX_TID, type ThreadInit, type WorkerData } from './messages.js';
@@ -46,6 +48,14 @@ let stackBytes = 0;
 export interface ThreadsConfig {
   /** How long a finished thread's isolate waits for another thread (ms); 0 = never reuse. @default 5000 */
   keepIdleMs?: number;
+  /**
+   * Deadlock detection, for every thread of the process: a wait with no timeout that would
+   * close a cycle of threads waiting on each other throws DeadlockError ('raise'), or prints
+   * the cycle to stderr once ('warn'). @default 'off'
+   */
+  deadlockDetection?: DeadlockDetection;
+  /** Threads record their stack when a wait begins, for thread dumps (~10 µs a wait). @default false */
+  waitStacks?: boolean;
 }
 
 /** Sets how threads are started (reuse of warm isolates). */
@@ -56,7 +66,16 @@ export function configureThreads(config: ThreadsConfig): void {
     }
     keepIdleMs = config.keepIdleMs;
   }
+  if (config.deadlockDetection !== undefined) setDeadlockDetection(config.deadlockDetection);
+  if (config.waitStacks !== undefined) {
+    if (typeof config.waitStacks !== 'boolean') throw new TypeError(`configureThreads: waitStacks must be true or false, got ${String(config.waitStacks)}`);
+    if (config.waitStacks !== waitStacksAsked) wantWaitStacks(config.waitStacks ? 1 : -1);
+    waitStacksAsked = config.waitStacks;
+  }
 }
+
+/** Whether this isolate's configureThreads asked for wait stacks (its share of the process count). */
+let waitStacksAsked = false;
 
 /** threading.stack_size: the stack size (bytes) of threads started from now on; 0 = default. */
 export function setStackBytes(bytes: number): void {
@@ -92,7 +111,7 @@ function handOver(pooled: PooledWorker, init: ThreadInit): boolean {
   const state = pooled.mailbox >> 2;
   // The isolate may still be finishing the previous thread's epilogue (BUSY): that takes
   // microseconds, so wait for its IDLE briefly rather than start a new isolate.
-  if (Atomics.load(h.i32, state + MAILBOX_STATE) === BUSY) futexWait(h.i32, state + MAILBOX_STATE, BUSY, performance.now() + 20);
+  if (Atomics.load(h.i32, state + MAILBOX_STATE) === BUSY) park(h.i32, state + MAILBOX_STATE, BUSY, performance.now() + 20, WaitKind.Internal, 0);
   const bytes = encodeValue(init, 'thread');
   const block = h.alloc(bytes.length, Kind.Bytes);
   h.u8.set(bytes, block);

@@ -11,7 +11,8 @@ import { workerData } from 'node:worker_threads';
 import { ThreadError, describeError } from '../errors.js';
 import { attachThread, heap } from '../shm/current.js';
 import { decodeValue } from '../shm/codec.js';
-import { futexWait, futexWaitAsync, loopHolders } from '../shm/futex.js';
+import { futexWaitAsync, loopHolders } from '../shm/futex.js';
+import { WaitKind, park } from '../shm/wait-site.js';
 import { dropReference, releaseAllHeld } from '../shm/handles.js';
 import { abandonThread, hasLiveChildren, onIsolateExit, runThreadBody } from '../thread/body.js';
 import { attributeCallbacks } from '../thread/callback-owners.js';
@@ -116,7 +117,7 @@ async function waitForNextThread(): Promise<ThreadInit | undefined> {
   Atomics.notify(h.i32, state);
   // A program that starts threads one after another hands us the next one within
   // microseconds: wait a moment without the event loop's wake-up cost before going async.
-  if (futexWait(h.i32, state, IDLE, performance.now() + SYNC_IDLE_MS, SPIN_IDLE_MICROS) !== 'timed-out' && Atomics.load(h.i32, state) === ASSIGNED) {
+  if (park(h.i32, state, IDLE, performance.now() + SYNC_IDLE_MS, WaitKind.Internal, 0, false, SPIN_IDLE_MICROS) !== 'timed-out' && Atomics.load(h.i32, state) === ASSIGNED) {
     return takeAssigned();
   }
   // Idle now: collect this isolate's garbage, so the wrappers the finished thread left (its

@@ -10,6 +10,16 @@ import { ThreadError } from '../errors.js';
 let theHeap: Heap | undefined;
 let pendingOptions: HeapOptions = {};
 let myIdent = 0;
+/**
+ * What this thread writes into a mutex word it takes (shm/mutex.ts): its ident shifted left,
+ * the low bit left for CONTENDED. Never 0 (0 is the unlocked word).
+ */
+export let myLockWord = 2;
+
+function setIdent(ident: number): void {
+  myIdent = ident;
+  myLockWord = ident > 0 && ident < 0x40000000 ? ident << 1 : 0x7ffffffe;
+}
 
 /** The process-wide shared heap, created on first use. */
 export function heap(): Heap {
@@ -19,7 +29,7 @@ export function heap(): Heap {
 function createHeap(): Heap {
   theHeap = Heap.create(pendingOptions);
   // The creating thread (normally the main thread) takes the first ident.
-  myIdent = Atomics.add(theHeap.i32, S_NEXT_IDENT, 1) + 1;
+  setIdent(Atomics.add(theHeap.i32, S_NEXT_IDENT, 1) + 1);
   Atomics.store(theHeap.i32, S_MAIN_IDENT, myIdent);
   return theHeap;
 }
@@ -36,13 +46,13 @@ export function configureHeap(options: HeapOptions): void {
 /** Called by the thread entry before user code runs: adopt the parent's heap and our ident. */
 export function attachThread(sab: SharedArrayBuffer, ident: number): Heap {
   theHeap = new Heap(sab);
-  myIdent = ident;
+  setIdent(ident);
   return theHeap;
 }
 
 /** A reused isolate runs a new thread: it takes that thread's ident. */
 export function setCurrentIdent(ident: number): void {
-  myIdent = ident;
+  setIdent(ident);
 }
 
 /** Hands out a fresh thread ident (non-zero, never reused in the process). */

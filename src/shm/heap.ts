@@ -47,7 +47,7 @@
  */
 
 import { ThreadError } from '../errors.js';
-import { mutexLockSlow, mutexTryLock, mutexUnlock } from './mutex.js';
+import { mutexLock, mutexUnlock } from './mutex.js';
 
 export const HEADER_BYTES = 256;
 const MAGIC = 0x7468_6b74; // "thkt"
@@ -65,6 +65,10 @@ export const S_ROOTS = 8;
 const S_FAULT_ALLOCS = S_ROOTS + 20;
 /** Injected faults: isolate starts still to fail (runtime/pool.ts). */
 export const S_FAULT_STARTS = S_ROOTS + 21;
+/** Deadlock detection, process-wide: 0 off, 1 warn, 2 raise (thread/deadlock.ts). */
+export const S_DEADLOCK_MODE = S_ROOTS + 22;
+/** Threads record their stack when a wait begins while this is non-zero (thread/dump.ts). */
+export const S_WAIT_STACKS = S_ROOTS + 23;
 const S_FREE_HEAD = 32;
 const S_FREE_COUNT = 64;
 
@@ -231,6 +235,29 @@ export class Heap {
     return before === 1;
   }
 
+  /**
+   * Calls `fn` with the payload offset and kind of every live block, in address order, under
+   * the allocator lock (so no block splits or merges meanwhile). For thread dumps: slow.
+   */
+  walk(fn: (offset: number, kind: number) => void): void {
+    const found: number[] = [];
+    this.lockAllocator();
+    try {
+      const i32 = this.i32;
+      const top = i32[S_TOP]!;
+      this.ensureMapped(top);
+      for (let block = FIRST_PAYLOAD - BLOCK_HEADER; block < top; ) {
+        const tag = this.i32[(block >> 2) + 1]!;
+        const kind = tag >>> 8;
+        if (kind !== FREE_KIND) found.push(block + BLOCK_HEADER, kind);
+        block += 2 ** (tag & 0xff);
+      }
+    } finally {
+      this.unlockAllocator();
+    }
+    for (let i = 0; i < found.length; i += 2) fn(found[i]!, found[i + 1]!);
+  }
+
   /** Returns a block (whose count reached zero) to its class's free list (merged later: coalesceAll). */
   free(offset: number): void {
     const sizeClass = this.i32[((offset - BLOCK_HEADER) >> 2) + 1]! & 0xff;
@@ -386,7 +413,7 @@ export class Heap {
 
   /** The allocator's critical sections are a few loads and stores, so contention is short. */
   private lockAllocator(): void {
-    if (!mutexTryLock(this.i32, S_ALLOC_LOCK)) mutexLockSlow(this.i32, S_ALLOC_LOCK, Infinity);
+    mutexLock(this.i32, S_ALLOC_LOCK);
   }
 
   private unlockAllocator(): void {

@@ -29,6 +29,7 @@ import { describe, timeoutOrZero } from '../shm/futex.js';
 import { type FunctionDescriptor, type ThreadFunction, compileSource, describeFunction, explainMissingName } from '../shm/functions.js';
 import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs, wrapperFor } from '../shm/handles.js';
 import { Condition } from './condition.js';
+import { WaitKind } from '../shm/wait-site.js';
 import { Lock } from './lock.js';
 import { address } from './options.js';
 
@@ -152,6 +153,9 @@ export class Barrier extends SharedObject {
     } else {
       this.cond = wrapperFor(this._heap.i32[this.base + COND]!) as Condition;
     }
+    // Its waits are the Barrier's, in thread dumps and deadlock detection.
+    this.cond._waitKind = WaitKind.Barrier;
+    this.cond._waitObject = this._offset;
     // A module-function action: this thread starts importing it (see the module comment). A
     // revived barrier is being decoded as part of a value: its descriptor is decoded after that
     // decode (the decoder is not re-entrant), by the next inspectActions().

@@ -31,7 +31,8 @@
 
 import { inspect } from 'node:util';
 import { ThreadError } from '../errors.js';
-import { deadlineAfter, describe, futexWait, futexWaitAsync, timeoutOrZero } from '../shm/futex.js';
+import { deadlineAfter, describe, timeoutOrZero } from '../shm/futex.js';
+import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
 import { Kind, SharedObject, dropReference, isGenuine, isReviving, onIsolateExit, registerKind, rememberIdentity, reviveAs, wrapperFor } from '../shm/handles.js';
 import { Lock } from './lock.js';
 import { type AcquireOptions, type AsyncAcquireOptions, type Held, heldBy, holdTimeout, lockAcquireOptions } from './options.js';
@@ -74,6 +75,11 @@ export class Condition extends SharedObject {
   readonly lock: Lock | RLock;
   private readonly base: number;
 
+  /** @internal What a wait records in its thread's block (a Barrier's condition records the Barrier). */
+  _waitKind: WaitKind = WaitKind.Condition;
+  /** @internal */
+  _waitObject = 0;
+
   /**
    * @param lock the Lock or RLock to use; a new RLock by default.
    * @throws TypeError when `lock` is not a Lock or RLock.
@@ -87,6 +93,7 @@ export class Condition extends SharedObject {
     }
     super(Kind.Condition, BLOCK_BYTES);
     this.base = this._offset >> 2;
+    this._waitObject = this._offset;
     if (this._fresh) {
       this.lock = lock ?? new RLock();
       this._heap.retain(this.lock._offset);
@@ -147,7 +154,7 @@ export class Condition extends SharedObject {
     const state = node >> 2;
     try {
       while (Atomics.load(this.i32, state + NODE_STATE) === 0) {
-        if (futexWait(this.i32, state + NODE_STATE, 0, deadline) === 'timed-out') break;
+        if (park(this.i32, state + NODE_STATE, 0, deadline, this._waitKind, this._waitObject) === 'timed-out') break;
       }
     } finally {
       this.lock._acquireRestore(saved);
@@ -168,7 +175,7 @@ export class Condition extends SharedObject {
     let abort: { reason: unknown } | undefined;
     try {
       while (Atomics.load(this.i32, state + NODE_STATE) === 0) {
-        if ((await futexWaitAsync(this.i32, state + NODE_STATE, 0, deadline, options.signal)) === 'timed-out') break;
+        if ((await parkAsync(this.i32, state + NODE_STATE, 0, deadline, options.signal)) === 'timed-out') break;
       }
     } catch (reason) {
       abort = { reason };

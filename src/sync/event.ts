@@ -15,7 +15,8 @@
  */
 
 import { inspect } from 'node:util';
-import { deadlineAfter, futexWait, futexWaitAsync, timeoutOrZero } from '../shm/futex.js';
+import { deadlineAfter, timeoutOrZero } from '../shm/futex.js';
+import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
 import { Kind, SharedObject, registerKind, reviveAs } from '../shm/handles.js';
 import { address } from './options.js';
 
@@ -79,7 +80,7 @@ export class Event extends SharedObject {
       const seen = Atomics.load(i32, this.base + WORD);
       if (seen & FLAG) return true;
       for (;;) {
-        const result = futexWait(i32, this.base + WORD, seen, deadline);
+        const result = park(i32, this.base + WORD, seen, deadline, WaitKind.Event, this._offset);
         if (Atomics.load(i32, this.base + WORD) !== seen) return true; // set (maybe cleared since)
         if (result === 'timed-out') return false;
       }
@@ -101,7 +102,7 @@ export class Event extends SharedObject {
       const seen = Atomics.load(i32, this.base + WORD);
       if (seen & FLAG) return true;
       for (;;) {
-        const result = await futexWaitAsync(i32, this.base + WORD, seen, deadline, options.signal);
+        const result = await parkAsync(i32, this.base + WORD, seen, deadline, options.signal);
         if (Atomics.load(i32, this.base + WORD) !== seen) return true;
         if (result === 'timed-out') return false;
       }

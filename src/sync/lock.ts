@@ -7,8 +7,9 @@
 import { inspect } from 'node:util';
 import { ThreadError } from '../errors.js';
 import { deadlineAfter } from '../shm/futex.js';
+import { WaitKind } from '../shm/wait-site.js';
 import { Kind, SharedObject, registerKind, reviveAs } from '../shm/handles.js';
-import { mutexLockAsync, mutexLockSlow, mutexTryLock, mutexUnlock } from '../shm/mutex.js';
+import { mutexLock, mutexLockAsync, mutexLockSlow, mutexTryLock, mutexUnlock } from '../shm/mutex.js';
 import { type AcquireOptions, type AsyncAcquireOptions, type Held, address, heldBy, holdTimeout, lockAcquireOptions } from './options.js';
 
 export class Lock extends SharedObject {
@@ -35,7 +36,7 @@ export class Lock extends SharedObject {
     const timeout = lockAcquireOptions(options, 'Lock.acquire');
     if (mutexTryLock(this._i32, this._word)) return true;
     if (timeout === 0) return false;
-    return mutexLockSlow(this._i32, this._word, deadlineAfter(timeout));
+    return mutexLockSlow(this._i32, this._word, deadlineAfter(timeout), WaitKind.Lock, this._offset);
   }
 
   /** The Promise twin of `acquire`: waits without blocking the event loop. */
@@ -92,7 +93,7 @@ export class Lock extends SharedObject {
 
   /** @internal Condition.wait: take the lock again. */
   _acquireRestore(_count: number): void {
-    if (!mutexTryLock(this._i32, this._word)) mutexLockSlow(this._i32, this._word, Infinity);
+    mutexLock(this._i32, this._word, WaitKind.Lock, this._offset);
   }
 
   /** @internal */

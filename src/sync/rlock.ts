@@ -18,8 +18,9 @@ import { inspect } from 'node:util';
 import { ThreadError } from '../errors.js';
 import { currentIdent } from '../shm/current.js';
 import { deadlineAfter } from '../shm/futex.js';
+import { WaitKind } from '../shm/wait-site.js';
 import { Kind, SharedObject, registerKind, reviveAs } from '../shm/handles.js';
-import { mutexLockAsync, mutexLockSlow, mutexTryLock, mutexUnlock } from '../shm/mutex.js';
+import { mutexLock, mutexLockAsync, mutexLockSlow, mutexTryLock, mutexUnlock } from '../shm/mutex.js';
 import { type AcquireOptions, type AsyncAcquireOptions, type Held, address, heldBy, holdTimeout, lockAcquireOptions } from './options.js';
 
 const OWNER = 1;
@@ -45,7 +46,7 @@ export class RLock extends SharedObject {
     const timeout = options === undefined ? Infinity : lockAcquireOptions(options, 'RLock.acquire');
     const me = currentIdent();
     if (this.ownedBy(me)) return this.enterAgain();
-    if (!mutexTryLock(this._i32, this._word) && (timeout === 0 || !mutexLockSlow(this._i32, this._word, deadlineAfter(timeout)))) {
+    if (!mutexTryLock(this._i32, this._word) && (timeout === 0 || !mutexLockSlow(this._i32, this._word, deadlineAfter(timeout), WaitKind.RLock, this._offset))) {
       return false;
     }
     this.becomeOwner(me, 1);
@@ -113,7 +114,7 @@ export class RLock extends SharedObject {
 
   /** @internal Condition.wait: take the lock again with the saved depth. */
   _acquireRestore(count: number): void {
-    if (!mutexTryLock(this._i32, this._word)) mutexLockSlow(this._i32, this._word, Infinity);
+    mutexLock(this._i32, this._word, WaitKind.RLock, this._offset);
     this.becomeOwner(currentIdent(), count);
   }
 

@@ -14,7 +14,8 @@
 
 import { inspect } from 'node:util';
 import { heap } from '../shm/current.js';
-import { deadlineAfter, describe, futexWait, futexWaitAsync } from '../shm/futex.js';
+import { deadlineAfter, describe } from '../shm/futex.js';
+import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
 import { Kind, SharedObject, isReviving, registerKind, reviveAs } from '../shm/handles.js';
 import { type AcquireOptions, type AsyncAcquireOptions, type Held, address, heldBy, holdTimeout, semaphoreAcquireOptions } from './options.js';
 
@@ -75,7 +76,7 @@ export class Semaphore extends SharedObject {
     try {
       for (;;) {
         if (this.tryTake()) return true;
-        if ((await futexWaitAsync(i32, this._base + VALUE, 0, deadline, options?.signal)) === 'timed-out') return this.tryTake();
+        if ((await parkAsync(i32, this._base + VALUE, 0, deadline, options?.signal)) === 'timed-out') return this.tryTake();
       }
     } finally {
       Atomics.sub(i32, this._base + WAITERS, 1);
@@ -146,7 +147,7 @@ export class Semaphore extends SharedObject {
       for (;;) {
         if (this.tryTake()) return true;
         // Sleep only while no permit is available; a release changes the word first.
-        if (futexWait(i32, this._base + VALUE, 0, deadline) === 'timed-out') return this.tryTake();
+        if (park(i32, this._base + VALUE, 0, deadline, WaitKind.Semaphore, this._offset) === 'timed-out') return this.tryTake();
       }
     } finally {
       Atomics.sub(i32, this._base + WAITERS, 1);

@@ -4,7 +4,8 @@
  * `sleepAsync` is its Promise twin, which an AbortSignal can cut short.
  */
 
-import { TIMEOUT_MAX, deadlineAfter, describe, futexWaitAsync, msUntil } from '../shm/futex.js';
+import { TIMEOUT_MAX, deadlineAfter, describe, msUntil } from '../shm/futex.js';
+import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
 
 /** A word nobody notifies (but an aborted sleepAsync, whose wake-up the others sleep through). */
 const napWord = new Int32Array(new SharedArrayBuffer(4));
@@ -24,7 +25,7 @@ function checkLength(ms: unknown, what: string): number {
 export function sleep(ms: number): void {
   const deadline = deadlineAfter(checkLength(ms, 'sleep(ms)'));
   // Each wait times out (nobody notifies for us); loop on what is left, so never early.
-  for (let left = msUntil(deadline); left > 0; left = msUntil(deadline)) Atomics.wait(napWord, 0, 0, left);
+  while (park(napWord, 0, 0, deadline, WaitKind.Sleep, 0, false, 0) !== 'timed-out');
 }
 
 /**
@@ -37,5 +38,5 @@ export async function sleepAsync(ms: number, options: { signal?: AbortSignal } =
   if (typeof options !== 'object' || options === null) throw new TypeError(`sleepAsync(ms, options): expected an options object, got ${describe(options)}`);
   const deadline = deadlineAfter(checkLength(ms, 'sleepAsync(ms)'));
   options.signal?.throwIfAborted();
-  while (msUntil(deadline) > 0) await futexWaitAsync(napWord, 0, 0, deadline, options.signal);
+  while (msUntil(deadline) > 0) await parkAsync(napWord, 0, 0, deadline, options.signal);
 }

@@ -17,13 +17,17 @@
  * | 10     | TASK      | a pool thread's running task: its future's offset, or 0 (the thread  |
  * |        |           | holds a reference on it; whoever takes it with an exchange, the      |
  * |        |           | thread or a parent that saw its isolate die, settles the future)     |
- * | 11..   | NAME      | the name, UTF-8, at most NAME_BYTES (longer names are cut there)     |
+ * | 11..17 | WAIT      | what the thread waits on now (shm/wait-site.ts: kind, object, since) |
+ * | 18     | STACK     | a Bytes block with the thread's stack when its wait began, or 0      |
+ * |        |           | (recorded only while stacks are asked for: dumps, deadlock detection)|
+ * | 20..   | NAME      | the name, UTF-8, at most NAME_BYTES (longer names are cut there)     |
  *
  * The thread writes RESULT and EXCEPTION before it stores STOPPED and notifies, so a joiner
  * that sees STOPPED also sees them.
  */
 
 import type { Heap } from '../shm/heap.js';
+import { WAIT_RECORD_END, W_KIND } from '../shm/wait-site.js';
 
 export const STATE = 0;
 export const IDENT = 1;
@@ -36,9 +40,11 @@ export const NEXT = 7;
 export const PREV = 8;
 export const NAME_LEN = 9;
 export const TASK = 10;
-export const NAME = 11;
+export const WAIT = W_KIND;
+export const STACK = WAIT_RECORD_END;
+export const NAME = 20;
 
-/** The block is 256 bytes with its header: the name takes what the slots leave. */
+/** The block is 512 bytes with its header (aligned so, its float64 wait slot is 8-aligned). */
 export const NAME_BYTES = 204;
 export const BLOCK_BYTES = NAME * 4 + NAME_BYTES;
 

@@ -16,7 +16,7 @@ import { ThreadError, describeError } from '../errors.js';
 import { decodeReceived, dropEncoded, encodeToBytes } from '../shm/codec.js';
 import { allocateIdent, currentIdent, heap, isHeapCreator } from '../shm/current.js';
 import { HeapExhaustedError, S_MAIN_IDENT, S_NEXT_THREAD_NO } from '../shm/heap.js';
-import { deadlineAfter, describe, futexWait, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
+import { deadlineAfter, describe, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
 import { type FunctionDescriptor, type ThreadFunction, compileSource, describeFunction } from '../shm/functions.js';
 import { Kind, SharedObject, dropReference, isReviving, registerKind, rememberIdentity, reviveAs, wrapperFor } from '../shm/handles.js';
 import type { ThreadInit } from '../runtime/messages.js';
@@ -25,6 +25,7 @@ import { type PooledWorker, bootFailure, isolateTid, releaseIsolate, runOnIsolat
 import { bundled, typescriptLoader, workerEntry } from '../runtime/spawn.js';
 import { refuseWhileImporting } from './bootstrapping.js';
 import { reportThreadException } from './excepthook.js';
+import { WaitKind, park, parkAsync, setWaitRecordBlock } from '../shm/wait-site.js';
 import { MAIN_BLOCK, NON_DAEMON, liveCount, liveThreadBlocks, registerThread, unregisterThread } from './registry.js';
 import * as B from './thread-block.js';
 
@@ -153,7 +154,7 @@ export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends S
     // parent handing over a warm isolate) stores the id, then notifies; an isolate that dies
     // first is seen by the liveness check after each slice, and it then stops being STARTED.
     while (Atomics.load(i32, slot) === 0 && this.state() === B.STARTED) {
-      futexWait(i32, slot, 0, performance.now() + LIVENESS_CHECK_MS);
+      park(i32, slot, 0, performance.now() + LIVENESS_CHECK_MS, WaitKind.Internal, 0, false);
       this._checkIsolateAlive(false);
     }
     const id = Atomics.load(i32, slot);
@@ -232,7 +233,7 @@ export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends S
     // Sleep only while the state word says STARTED; the thread stores STOPPED, then notifies.
     while (this.state() === B.STARTED) {
       const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS);
-      const woke = futexWait(this.i32, this.base + B.STATE, B.STARTED, slice, JOIN_SPIN_MICROS);
+      const woke = park(this.i32, this.base + B.STATE, B.STARTED, slice, WaitKind.Join, this._offset, deadline === Infinity, JOIN_SPIN_MICROS);
       // A wake-up with the thread still STARTED may come from its isolate's bootstrap failing
       // (spawn.ts): look at the isolate then, and after every slice (a death nobody announces).
       if (this.state() === B.STARTED) this._checkIsolateAlive(woke === 'timed-out');
@@ -246,7 +247,7 @@ export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends S
     const deadline = deadlineAfter(timeoutOrZero(options.timeout, 'Thread.joinAsync'));
     this.#checkJoinable();
     while (this.state() === B.STARTED) {
-      if ((await futexWaitAsync(this.i32, this.base + B.STATE, B.STARTED, deadline, options.signal)) === 'timed-out') break;
+      if ((await parkAsync(this.i32, this.base + B.STATE, B.STARTED, deadline, options.signal)) === 'timed-out') break;
     }
     if (this.state() === B.STOPPED) this.#afterEnd();
   }
@@ -494,12 +495,13 @@ let current: Thread | undefined;
 /** @internal the thread side sets the Thread object it runs */
 export function setCurrentThread(thread: Thread | undefined): void {
   current = thread;
+  setWaitRecordBlock(thread === undefined ? 0 : thread._offset);
 }
 
 /** The Thread object of the calling thread (inside a target too). */
 export function currentThread(): Thread {
-  if (current === undefined) current = ensureMainThread();
-  return current;
+  if (current === undefined) setCurrentThread(ensureMainThread());
+  return current!;
 }
 
 /** The main thread (the one that started the program). */
@@ -537,6 +539,7 @@ class _MainThread extends Thread {
     Atomics.store(h.i32, MAIN_BLOCK, this._offset);
     registerThread(this._offset);
     rememberIdentity(this);
+    if (isHeapCreator()) setWaitRecordBlock(this._offset);
   }
 }
 
