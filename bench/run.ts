@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: runs every benchmark in turn (lock, pingpong, codec, threads, pool, futures, queue), prints one table and
+ * `npm run bench`: runs every benchmark in turn (lock, pingpong, codec, threads, pool, futures, queue, detection), prints one table and
  * writes it as Markdown to bench/RESULTS.md. The benchmarks import the build (dist/), so run
  * `npm run build` first; a warning is printed when src/ is newer than the build.
  */
@@ -9,6 +9,7 @@ import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run as runCodec } from './codec.js';
+import { run as runDetection } from './detection.js';
 import { run as runFutures } from './futures.js';
 import { type Row, formatMarkdown, formatTable, machineLine } from './lib.js';
 import { run as runLock } from './lock.js';
@@ -54,6 +55,7 @@ const benchmarks: [string, () => Row[] | Promise<Row[]>][] = [
   ['pool', runPool],
   ['futures', runFutures],
   ['queue', runQueue],
+  ['detection', runDetection],
 ];
 
 if (newestMtime(join(root, 'src')) > newestMtime(join(root, 'dist'))) {

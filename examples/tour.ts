@@ -101,6 +101,7 @@ const EXAMPLES: Example[] = [
   { file: 'producer-consumer', say: 'A bounded Queue between two producers and three consumers.' },
   { file: 'timer', say: 'A Timer runs a function after a delay, unless cancelled.' },
   { file: 'pool', say: 'ThreadPoolExecutor: map with a chunksize, submit, callbacks, asCompleted.' },
+  { file: 'deadlock', say: 'A thread dump names who waits on what; deadlock detection raises instead of hanging.' },
 ];
 
 const SHOWN_LINES = 4;

@@ -25,9 +25,10 @@ export { Timer } from './thread/timer.js';
 export { sleep, sleepAsync } from './thread/sleep.js';
 export { local } from './thread/local.js';
 export { configureThreads, type ThreadsConfig } from './runtime/pool.js';
-export { dumpThreads, dumpThreadsLater, cancelDumpThreadsLater, type ThreadDump, type ThreadSnapshot } from './thread/dump.js';
+export { dumpThreads, type ThreadDump, type ThreadSnapshot } from './thread/dump.js';
 import './thread/deadlock.js';
-import './thread/watchdog.js';
+import { listenForDumpRequestsFromEnv } from './thread/watchdog.js';
+export { dumpThreadsLater, cancelDumpThreadsLater } from './thread/watchdog.js';
 export { heapStats, type HeapStats } from './thread/stats.js';
 export { SharedValue, sharedArray, type SharedValueKind } from './thread/shared-value.js';
 
@@ -44,3 +45,6 @@ export type { QueueOptions, QueueAsyncOptions, QueueJoinOptions } from './queue/
 
 // Last: in a bundle, a thread's isolate runs from here (runtime/bundled-worker.ts).
 import './runtime/bundled-worker.js';
+
+// THREADKIT_DUMP_ON_REQUEST=1: dumps asked for from outside (after every module above is loaded).
+listenForDumpRequestsFromEnv();

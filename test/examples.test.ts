@@ -59,6 +59,7 @@ const TESTED = [
   'producer-consumer',
   'timer',
   'pool',
+  'deadlock',
 ];
 
 it('every example has a test here (the tour runs them all)', () => {
@@ -125,6 +126,14 @@ describe('examples', { concurrency: 2 }, () => {
     line(lines, /^Lock: +acquire true, again with a 50 ms timeout: false/);
     line(lines, /^4 threads made 80000 nested-locking transfers: balances -?\d+ \+ -?\d+ = 20000 \(was 20000\)$/);
     line(lines, /^another thread calling release\(\): ThreadError: cannot release un-acquired lock$/);
+  });
+
+  it('deadlock: the inversion raises DeadlockError in one thread, the dump names the holder, join cycles raise', async () => {
+    const lines = await run('deadlock');
+    line(lines, /^results: DeadlockError \/ took both locks$/);
+    line(lines, /^dump: waiter is waiting, on a Lock held by MainThread$/);
+    line(lines, /^main holds: 1 lock\(s\)$/);
+    line(lines, /^main joining its joiner: DeadlockError, a cycle of 2: MainThread -> joiner$/);
   });
 
   it('condition: every consumer gets what it waited for', async () => {

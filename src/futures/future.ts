@@ -28,7 +28,7 @@ import { CancelledError, InvalidStateError, ThreadError, TimeoutError } from '..
 import { decodeReceived, dropEncoded, encodeToBlock, forEachHandle } from '../shm/codec.js';
 import { heap } from '../shm/current.js';
 import { deadlineAfter, describe, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
-import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
+import { WaitKind, beginWait, endWait, park, parkAsync } from '../shm/wait-site.js';
 import { Kind, SharedObject, dropReference, registerKind, reviveAs } from '../shm/handles.js';
 import { HeapExhaustedError, S_ROOTS } from '../shm/heap.js';
 import { mutexLock, mutexUnlock } from '../shm/mutex.js';
@@ -430,13 +430,18 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
 
   private waitDone(timeout: number): void {
     const deadline = deadlineAfter(timeout);
-    for (let word = this.markWaited(); (word & STATE_MASK) < CANCELLED; word = this.markWaited()) {
-      const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS);
-      // Sleep only while the word is still what we marked (see storeState).
-      if (park(this.i32, this.base + STATE, word, slice, WaitKind.Future, this._offset, deadline === Infinity, RESULT_SPIN_MICROS) === 'timed-out') {
-        if (msUntil(deadline) === 0) return;
-        stalledWait([this as Future<unknown>]);
+    const outer = beginWait(); // one wait, however many slices
+    try {
+      for (let word = this.markWaited(); (word & STATE_MASK) < CANCELLED; word = this.markWaited()) {
+        const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS);
+        // Sleep only while the word is still what we marked (see storeState).
+        if (park(this.i32, this.base + STATE, word, slice, WaitKind.Future, this._offset, deadline === Infinity, RESULT_SPIN_MICROS) === 'timed-out') {
+          if (msUntil(deadline) === 0) return;
+          stalledWait([this as Future<unknown>]);
+        }
       }
+    } finally {
+      endWait(outer);
     }
   }
 

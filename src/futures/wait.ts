@@ -9,7 +9,7 @@
 import { TimeoutError } from '../errors.js';
 import { heap } from '../shm/current.js';
 import { deadlineAfter, describe, msUntil, timeoutOrZero } from '../shm/futex.js';
-import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
+import { WaitKind, beginWait, endWait, park, parkAsync } from '../shm/wait-site.js';
 import { Kind, isGenuine } from '../shm/handles.js';
 import { COMPLETIONS, COMPLETION_WAITERS, FINISHED, Future, deliverInboxNow, listenAsync, stalledWait, unlistenAsync } from './future.js';
 
@@ -120,6 +120,7 @@ export function wait<R>(fs: Iterable<Future<R>>, options: { timeout?: number; re
   const progress = new WaitProgress(uniqueFutures(fs, 'wait'), checkReturnWhen(options.returnWhen));
   const deadline = deadlineAfter(timeoutOrZero(options.timeout, 'wait'));
   const i32 = heap().i32;
+  const outer = beginWait(); // one wait, however many slices
   Atomics.add(i32, COMPLETION_WAITERS, 1);
   try {
     for (;;) {
@@ -129,6 +130,7 @@ export function wait<R>(fs: Iterable<Future<R>>, options: { timeout?: number; re
     }
   } finally {
     Atomics.sub(i32, COMPLETION_WAITERS, 1);
+    endWait(outer);
   }
 }
 

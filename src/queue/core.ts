@@ -62,7 +62,7 @@ import { CAP, DONE_WORD, FLAVOR, GET_CACHE, GET_WAITERS, GET_WORD, JOIN_WAITERS,
 import { type QueueAsyncOptions, type QueueOptions, negativeTimeout, optBlock, optTimeout, parseOptions } from './options.js';
 import { DECODE_BLOCK, DECODE_ITEM, DECODE_SCRATCH, R, STAGE, Staged, receiveBlock, scratch, scratchLength, stageItem, takenBlock, unstage } from './records.js';
 import { SHRINK_ABOVE, detachFifo, drainFifo, insertFifo, maybeShrink, resetStorage, takeFifo } from './ring.js';
-import { available, waitAsync, waitNotEmpty, waitNotFull } from './waits.js';
+import { available, waitForEnd, waitForEndAsync } from './waits.js';
 
 // ---- the core class --------------------------------------------------------------------------------
 
@@ -208,7 +208,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
         throw negativeTimeout(this._name, op);
       }
       if (Number.isNaN(deadline)) deadline = deadlineAfter(timeout ?? Infinity);
-      if (!waitNotFull(this._heap, this._base, deadline)) {
+      if (!waitForEnd(this._heap, this._base, false, deadline)) {
         const last = this._putOnce(st);
         if (last === PUT_OK) return;
         unstage(st);
@@ -320,7 +320,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
       if (value !== NONE) return this._finish(value) as T;
       if (!block) throw new QueueEmpty();
       if (Number.isNaN(deadline)) deadline = deadlineAfter(timeout ?? Infinity);
-      if (!waitNotEmpty(this._heap, this._base, deadline)) {
+      if (!waitForEnd(this._heap, this._base, true, deadline)) {
         let last = this._getOnce();
         if (last === NONE) last = this._shutOrNone();
         if (last !== NONE) return this._finish(last) as T;
@@ -492,7 +492,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
         if (timeout !== undefined && timeout < 0) throw negativeTimeout(this._name, 'putAsync');
         if (Number.isNaN(deadline)) deadline = deadlineAfter(timeout ?? Infinity);
         if (st === STAGE) st = st.detach();
-        if (!(await waitAsync(h, b, PUT_WAITERS, NOT_FULL_SEQ, false, deadline, signal))) {
+        if (!(await waitForEndAsync(h, b, false, deadline, signal))) {
           const last = this._putOnce(st);
           if (last === PUT_OK) return;
           throw last === PUT_SHUT ? new QueueShutDown() : new QueueFull();
@@ -530,7 +530,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
       if (value !== NONE) return this._finish(value) as T;
       if (!block) throw new QueueEmpty();
       if (Number.isNaN(deadline)) deadline = deadlineAfter(timeout ?? Infinity);
-      if (!(await waitAsync(h, this._base, GET_WAITERS, NOT_EMPTY_SEQ, true, deadline, signal))) {
+      if (!(await waitForEndAsync(h, this._base, true, deadline, signal))) {
         let last = this._getOnce();
         if (last === NONE) last = this._shutOrNone();
         if (last !== NONE) return this._finish(last) as T;

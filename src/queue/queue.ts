@@ -13,7 +13,7 @@
  */
 
 import { deadlineAfter, timeoutOrZero } from '../shm/futex.js';
-import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
+import { WaitKind, beginWait, endWait, park, parkAsync } from '../shm/wait-site.js';
 import { isReviving, reviveAs } from '../shm/handles.js';
 import { QueueCore } from './core.js';
 import { ONE, itemsBetween, withPutLock } from './counted-lock.js';
@@ -106,6 +106,7 @@ export class Queue<T = unknown> extends QueueCore<T> {
     if (this.unfinishedTasks === 0) return;
     // Register, then read DONE_WORD, then re-check: the taskDone() that finishes the last task
     // stores DONE_WORD before it reads JOIN_WAITERS, so it sees us or we see it.
+    const outer = beginWait();
     Atomics.add(i32, b + JOIN_WAITERS, 1);
     try {
       for (;;) {
@@ -117,6 +118,7 @@ export class Queue<T = unknown> extends QueueCore<T> {
     } finally {
       // Deregistering late costs at most a needless notify.
       Atomics.sub(i32, b + JOIN_WAITERS, 1);
+      endWait(outer);
     }
   }
 

@@ -5,7 +5,7 @@
  * and the instant checks they re-check with.
  */
 
-import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
+import { READY, WaitKind, type WaitLoop, parkUntil, parkUntilAsync } from '../shm/wait-site.js';
 import type { Heap } from '../shm/heap.js';
 import { itemsBetween, setWait } from './counted-lock.js';
 import { GET_WAITERS, GET_WORD, MAXSIZE, NOT_EMPTY_SEQ, NOT_FULL_SEQ, PUT_WAITERS, PUT_WORD, STATE } from './layout.js';
@@ -13,26 +13,60 @@ import { GET_WAITERS, GET_WORD, MAXSIZE, NOT_EMPTY_SEQ, NOT_FULL_SEQ, PUT_WAITER
 /** How long a getter or putter re-reads the words before it registers to sleep (µs). */
 const SPIN_MICROS = 20;
 
-/** Sleeps until a slot may be free (or the queue is shut down); false once `deadline` passed. */
-export function waitNotFull(h: Heap, b: number, deadline: number): boolean {
+/** The two ends of a queue, as their waits see them. */
+interface End {
+  /** Count of this end's registered sleepers (the other end notifies only when it is non-zero). */
+  waiters: number;
+  /** The futex word this end sleeps on (bumped by the other end when it makes room or an item). */
+  seq: number;
+  /** The other end's lock word, where this end announces WAIT. */
+  announce: number;
+  kind: WaitKind;
+  /** True: a getter (waiting for an item); false: a putter (waiting for room). */
+  empty: boolean;
+}
+
+const GETTER: End = { waiters: GET_WAITERS, seq: NOT_EMPTY_SEQ, announce: PUT_WORD, kind: WaitKind.QueueGet, empty: true };
+const PUTTER: End = { waiters: PUT_WAITERS, seq: NOT_FULL_SEQ, announce: GET_WORD, kind: WaitKind.QueuePut, empty: false };
+
+/**
+ * The sleep of one end: register, read the futex word, announce WAIT on the other end's word,
+ * re-check, sleep only on the value read. The other end, releasing its lock, sees WAIT and
+ * notifies (releasePublish): a change after the announcement wakes us; one before it, the
+ * re-check sees.
+ */
+function endLoop(h: Heap, b: number, end: End): WaitLoop {
   const i32 = h.i32;
-  if (spinFor(h, b, false, deadline)) return true;
-  // Register, read the futex word, announce WAIT on the get word, re-check, sleep only on the
-  // value read: a getter that frees a slot after the announcement wakes us (releasePublish);
-  // one that freed it before, the re-check sees.
-  Atomics.add(i32, b + PUT_WAITERS, 1);
-  try {
-    for (;;) {
+  return {
+    i32,
+    waiters: b + end.waiters,
+    word: b + end.seq,
+    kind: end.kind,
+    object: b << 2,
+    prepare: () => {
       // Read the futex word before the re-check (and again after every wake).
-      const seq = Atomics.load(i32, b + NOT_FULL_SEQ);
-      setWait(i32, b + GET_WORD);
-      if (!isFull(h, b) || Atomics.load(i32, b + STATE) !== 0) return true;
-      if (park(i32, b + NOT_FULL_SEQ, seq, deadline, WaitKind.QueuePut, b << 2) === 'timed-out') return false;
-    }
-  } finally {
-    // Deregistering late costs at most one needless wake (the woken thread re-checks).
-    Atomics.sub(i32, b + PUT_WAITERS, 1);
-  }
+      const seq = Atomics.load(i32, b + end.seq);
+      setWait(i32, b + end.announce);
+      return ready(h, b, end.empty) ? READY : seq;
+    },
+    timedOut: () => false,
+  };
+}
+
+/** Sleeps until an item may be there (`empty`) or a slot free (or the queue is shut down); false once `deadline` passed. */
+export function waitForEnd(h: Heap, b: number, empty: boolean, deadline: number): boolean {
+  if (spinFor(h, b, empty, deadline)) return true;
+  return parkUntil(endLoop(h, b, empty ? GETTER : PUTTER), deadline);
+}
+
+/** The Promise twin of `waitForEnd`: an abort wakes every sleeper on the word, so it never swallows a wake. */
+export function waitForEndAsync(h: Heap, b: number, empty: boolean, deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return parkUntilAsync(endLoop(h, b, empty ? GETTER : PUTTER), deadline, signal);
+}
+
+/** What an end waits for, or the queue shut down: an instant's answer. */
+function ready(h: Heap, b: number, empty: boolean): boolean {
+  return (empty ? available(h, b) : !isFull(h, b)) || Atomics.load(h.i32, b + STATE) !== 0;
 }
 
 /**
@@ -41,14 +75,13 @@ export function waitNotFull(h: Heap, b: number, deadline: number): boolean {
  * not registered costs the other end no notify. True when the condition may now hold.
  */
 function spinFor(h: Heap, b: number, empty: boolean, deadline: number): boolean {
-  const i32 = h.i32;
   const until = performance.now() + SPIN_MICROS / 1000;
   if (until > deadline) return false;
   // One look per clock read (~30 ns apart): looking in a tight loop would take the line the
   // other end is about to write away from it between its lock and its release.
   do {
     // Only reads: this thread is not registered and sleeps nowhere, so no wake is owed to it.
-    if ((empty ? available(h, b) : !isFull(h, b)) || Atomics.load(i32, b + STATE) !== 0) return true;
+    if (ready(h, b, empty)) return true;
   } while (performance.now() < until);
   return false;
 }
@@ -56,7 +89,7 @@ function spinFor(h: Heap, b: number, empty: boolean, deadline: number): boolean 
 /** An instant's answer: is there an item? (The get word first: see QueueCore.qsize.) */
 export function available(h: Heap, b: number): boolean {
   const i32 = h.i32;
-  // Instant reads, done after registering (or while spinning unregistered): see waitNotEmpty.
+  // Instant reads, done after registering (or while spinning unregistered): see endLoop.
   const got = Atomics.load(i32, b + GET_WORD);
   return itemsBetween(Atomics.load(i32, b + PUT_WORD), got) > 0;
 }
@@ -64,51 +97,10 @@ export function available(h: Heap, b: number): boolean {
 /** An instant's answer: is the queue bounded and full? */
 export function isFull(h: Heap, b: number): boolean {
   const i32 = h.i32;
-  // Instant reads, done after registering (or while spinning unregistered): see waitNotFull.
+  // Instant reads, done after registering (or while spinning unregistered): see endLoop.
   const max = Atomics.load(i32, b + MAXSIZE);
   if (max <= 0) return false;
   // The get word first, as QueueCore.qsize.
   const got = Atomics.load(i32, b + GET_WORD);
   return itemsBetween(Atomics.load(i32, b + PUT_WORD), got) >= max;
-}
-
-/** Sleeps until an item may be there (or the queue is shut down); false once `deadline` passed. */
-export function waitNotEmpty(h: Heap, b: number, deadline: number): boolean {
-  const i32 = h.i32;
-  if (spinFor(h, b, true, deadline)) return true;
-  // Register, read the futex word, announce WAIT on the put word, re-check, sleep only on the
-  // value read (core.ts's header).
-  Atomics.add(i32, b + GET_WAITERS, 1);
-  try {
-    for (;;) {
-      // Read the futex word before the re-check (and again after every wake).
-      const seq = Atomics.load(i32, b + NOT_EMPTY_SEQ);
-      setWait(i32, b + PUT_WORD);
-      if (available(h, b) || Atomics.load(i32, b + STATE) !== 0) return true;
-      if (park(i32, b + NOT_EMPTY_SEQ, seq, deadline, WaitKind.QueueGet, b << 2) === 'timed-out') return false;
-    }
-  } finally {
-    // Deregistering late costs at most one needless wake (the woken thread re-checks).
-    Atomics.sub(i32, b + GET_WAITERS, 1);
-  }
-}
-
-/** The async sleep of getters (`empty`) and putters, with the sync sleep's registration rule. */
-export async function waitAsync(h: Heap, b: number, waiters: number, word: number, empty: boolean, deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
-  const i32 = h.i32;
-  // Register, read the futex word, announce WAIT, re-check, sleep only on the value read. An
-  // abort wakes every sleeper on the word (futexWaitAsync): it never swallows a wake.
-  Atomics.add(i32, b + waiters, 1);
-  try {
-    for (;;) {
-      // Read the futex word before the re-check (and again after every wake).
-      const seq = Atomics.load(i32, b + word);
-      setWait(i32, b + (empty ? PUT_WORD : GET_WORD));
-      if ((empty ? available(h, b) : !isFull(h, b)) || Atomics.load(i32, b + STATE) !== 0) return true;
-      if ((await parkAsync(i32, b + word, seq, deadline, signal)) === 'timed-out') return false;
-    }
-  } finally {
-    // Deregistering late costs at most one needless wake (the woken thread re-checks).
-    Atomics.sub(i32, b + waiters, 1);
-  }
 }

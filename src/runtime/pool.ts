@@ -54,7 +54,7 @@ export interface ThreadsConfig {
    * the cycle to stderr once ('warn'). @default 'off'
    */
   deadlockDetection?: DeadlockDetection;
-  /** Threads record their stack when a wait begins, for thread dumps (~10 µs a wait). @default false */
+  /** Threads record their stack when a wait begins, for thread dumps (10 to 20 µs a wait). @default false */
   waitStacks?: boolean;
 }
 

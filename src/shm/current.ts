@@ -4,7 +4,7 @@
  */
 
 import { isMainThread } from 'node:worker_threads';
-import { Heap, S_MAIN_IDENT, S_NEXT_IDENT, type HeapOptions } from './heap.js';
+import { Heap, S_DEADLOCK_MODE, S_MAIN_IDENT, S_NEXT_IDENT, type HeapOptions } from './heap.js';
 import { ThreadError } from '../errors.js';
 
 let theHeap: Heap | undefined;
@@ -31,7 +31,20 @@ function createHeap(): Heap {
   // The creating thread (normally the main thread) takes the first ident.
   setIdent(Atomics.add(theHeap.i32, S_NEXT_IDENT, 1) + 1);
   Atomics.store(theHeap.i32, S_MAIN_IDENT, myIdent);
+  detectionFromEnvironment(theHeap);
   return theHeap;
+}
+
+/**
+ * THREADKIT_DEADLOCK_DETECTION=off|warn|raise: deadlock detection from the start, without a
+ * code change (configureThreads can change it later). The CI runs the whole suite with 'raise'.
+ */
+function detectionFromEnvironment(h: Heap): void {
+  const setting = process.env.THREADKIT_DEADLOCK_DETECTION;
+  if (setting === undefined || setting === '') return;
+  const mode = ['off', 'warn', 'raise'].indexOf(setting);
+  if (mode < 0) throw new ThreadError(`THREADKIT_DEADLOCK_DETECTION must be off, warn or raise, got ${JSON.stringify(setting)}`);
+  Atomics.store(h.i32, S_DEADLOCK_MODE, mode);
 }
 
 /**

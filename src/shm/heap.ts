@@ -21,7 +21,9 @@
  * | 7    | MAIN_IDENT       | ident of the main thread                              |
  * | 8..  | ROOTS            | offsets of process-wide singletons (thread table, …)  |
  * | 32+k | FREE_HEAD[k]     | head of the free list of size class k (2^k bytes)     |
- * | 64+k | FREE_COUNT[k]    | blocks on that list (the header area runs to 1016)    |
+ * | 64+k | FREE_COUNT[k]    | blocks on that list                                   |
+ * | 96.. | more roots       | the watchdog, deadlock detection's mutex and last     |
+ * |      |                  | warning (the header area runs to 1016)                |
  *
  * Block layout: an 8-byte header, then the payload (the payload offset is the handle). Header
  * slot 0 is the reference count, slot 1 packs `kind << 8 | sizeClass`.
@@ -69,6 +71,12 @@ export const S_FAULT_STARTS = S_ROOTS + 21;
 export const S_DEADLOCK_MODE = S_ROOTS + 22;
 /** Threads record their stack when a wait begins while this is non-zero (thread/dump.ts). */
 export const S_WAIT_STACKS = S_ROOTS + 23;
+/** The armed watchdog's stop Event (one reference), or 0: one watchdog per process (thread/watchdog.ts). */
+export const S_WATCHDOG = 96;
+/** Mutex word: one thread at a time looks for a deadlock (thread/deadlock.ts). */
+export const S_DETECTING = 97;
+/** Hash of the deadlock cycle 'warn' printed last (thread/deadlock.ts). */
+export const S_LAST_WARNED = 98;
 const S_FREE_HEAD = 32;
 const S_FREE_COUNT = 64;
 

@@ -16,7 +16,7 @@
 
 import { myLockWord } from './current.js';
 import { SPIN_LIMIT } from './futex.js';
-import { WaitKind, park, parkAsync } from './wait-site.js';
+import { WaitKind, beginWait, endWait, park, parkAsync } from './wait-site.js';
 
 export const UNLOCKED = 0;
 /** The low bit of a held word: a thread may be sleeping on it, its unlock must notify. */
@@ -72,10 +72,15 @@ function lastTry(i32: Int32Array, index: number): boolean {
 /** The slow path: spin, then sleep until the word is ours or `deadline` passes. */
 export function mutexLockSlow(i32: Int32Array, index: number, deadline: number, kind: WaitKind = WaitKind.Internal, object = 0): boolean {
   if (spinForUnlock(i32, index)) return true;
-  for (;;) {
-    const marked = takeOrMark(i32, index);
-    if (marked === true) return true;
-    if (park(i32, index, marked, deadline, kind, object) === 'timed-out') return lastTry(i32, index);
+  const outer = beginWait();
+  try {
+    for (;;) {
+      const marked = takeOrMark(i32, index);
+      if (marked === true) return true;
+      if (park(i32, index, marked, deadline, kind, object) === 'timed-out') return lastTry(i32, index);
+    }
+  } finally {
+    endWait(outer);
   }
 }
 

@@ -13,6 +13,8 @@
  * | W_OBJECT | object   | offset of the shared object waited on (0: none)                  |
  * | W_ADDR   | address  | the Int32 index slept on (for a waker that must reach the sleeper)|
  * | W_ASYNC  | async    | Promise waits of this thread now pending                         |
+ * | W_SEQ    | sequence | bumped by each recorded wait (names one wait for W_RAISE)        |
+ * | W_RAISE  | raise    | the W_SEQ of a wait another thread wants ended with an error      |
  * | W_SINCE  | since    | Date.now() when the wait began (a float64 over two slots)        |
  *
  * Background watchers nobody waits in (an idle isolate waiting for its next thread, the watcher
@@ -49,15 +51,20 @@ export const WAIT_KIND_NAMES = ['', 'Lock', 'RLock', 'Condition', 'Semaphore', '
 
 /** Set in W_KIND for a wait with a deadline (it cannot be part of a deadlock). */
 export const TIMED = 0x100;
+/** Set in W_KIND for a wait that must not end with an error (a Condition taking its lock back). */
+export const NO_RAISE = 0x200;
 
 // Slots of the wait record in a thread block (after the thread's own fields, before its name).
 export const W_KIND = 11;
 export const W_OBJECT = 12;
 export const W_ADDR = 13;
 export const W_ASYNC = 14;
+export const W_SEQ = 15;
 /** Float64 slot index (Int32 slot 16): thread blocks are 512-byte aligned, so it is 8-aligned. */
 export const W_SINCE = 16;
 export const WAIT_RECORD_END = 18;
+/** After the STACK slot (thread-block.ts). */
+export const W_RAISE = 19;
 
 /** The calling thread's block (0 until the thread is known: then waits are not recorded). */
 let myBlock = 0;
@@ -78,6 +85,8 @@ export function waitRecordBlock(): number {
 export interface ParkObserver {
   beforeSleep(kind: WaitKind, object: number, forever: boolean): void;
   afterWake(): void;
+  /** Another thread asked this wait to end with an error (W_RAISE): throws it. */
+  raiseAsked(kind: WaitKind, object: number): never;
 }
 let observer: ParkObserver | undefined;
 
@@ -85,30 +94,64 @@ export function setParkObserver(o: ParkObserver | undefined): void {
   observer = o;
 }
 
-/** The last wait this thread recorded, and when it ended (a loop that sleeps again keeps its start). */
-let lastKind = 0;
-let lastObject = 0;
-let lastEnded = 0;
-let lastSince = 0;
-/** A wait that sleeps again within this long on the same object is the same wait (ms). */
-const SAME_WAIT_MS = 5;
+/**
+ * When the blocking call under way began (0: none): a call that parks several times (woken
+ * without its condition, or sleeping in slices) is one wait, and its sinceMs counts from here.
+ */
+let callSince = 0;
+/** Whether a wait may end with an error from the observer (false while a Condition takes its lock back). */
+let mayRaise = true;
+
+/**
+ * Marks the start of one blocking call that may park several times; returns what `endWait`
+ * needs (a call inside another keeps the outer start). Sync waits only: Promise waits are not
+ * recorded.
+ */
+export function beginWait(): number {
+  const outer = callSince;
+  if (outer === 0) callSince = Date.now();
+  return outer;
+}
+
+export function endWait(outer: number): void {
+  callSince = outer;
+}
+
+/**
+ * Runs `body` with errors from the observer turned off (a wait that must not end with one:
+ * a Condition taking its lock back, which its caller's `finally { release() }` relies on).
+ */
+export function withoutRaising<T>(body: () => T): T {
+  const outer = mayRaise;
+  mayRaise = false;
+  try {
+    return body();
+  } finally {
+    mayRaise = outer;
+  }
+}
+
+export function waitMayRaise(): boolean {
+  return mayRaise;
+}
+
+/** Clears the calling thread's wait record now (a wait about to end with an error). */
+export function clearWaitRecord(): void {
+  if (myBlock !== 0) clear();
+}
 
 function record(kind: WaitKind, object: number, index: number, forever: boolean): void {
   const h = heap();
   const base = myBlock >> 2;
-  const now = Date.now();
-  if (kind !== lastKind || object !== lastObject || now - lastEnded > SAME_WAIT_MS) lastSince = now;
-  lastKind = kind;
-  lastObject = object;
-  h.f64[(myBlock >> 3) + (W_SINCE >> 1)] = lastSince;
+  h.f64[(myBlock >> 3) + (W_SINCE >> 1)] = callSince === 0 ? Date.now() : callSince;
   h.i32[base + W_OBJECT] = object;
   h.i32[base + W_ADDR] = index;
+  Atomics.store(h.i32, base + W_SEQ, ((h.i32[base + W_SEQ]! + 1) | 0) || 1); // never 0: W_RAISE's 'none'
   // The kind last: a reader that sees it sees the rest (a release store).
-  Atomics.store(h.i32, base + W_KIND, forever ? kind : kind | TIMED);
+  Atomics.store(h.i32, base + W_KIND, (forever ? kind : kind | TIMED) | (mayRaise ? 0 : NO_RAISE));
 }
 
 function clear(): void {
-  lastEnded = Date.now();
   Atomics.store(heap().i32, (myBlock >> 2) + W_KIND, 0);
 }
 
@@ -136,12 +179,20 @@ export function park(
   if (outer) return futexWait(i32, index, expected, deadline, spinMicros);
   record(kind, object, index, forever);
   try {
-    if (observer === undefined) return futexWait(i32, index, expected, deadline, spinMicros);
-    observer.beforeSleep(kind, object, forever);
+    const watching = observer;
+    if (watching === undefined) return futexWait(i32, index, expected, deadline, spinMicros);
     try {
-      return futexWait(i32, index, expected, deadline, spinMicros);
+      watching.beforeSleep(kind, object, forever);
+      const result = futexWait(i32, index, expected, deadline, spinMicros);
+      // Woken to end with an error? (The asker notifies our W_ADDR until we take its request.)
+      const h = heap();
+      const seq = Atomics.load(h.i32, (myBlock >> 2) + W_SEQ);
+      if (Atomics.load(h.i32, (myBlock >> 2) + W_RAISE) === seq && Atomics.compareExchange(h.i32, (myBlock >> 2) + W_RAISE, seq, 0) === seq) {
+        watching.raiseAsked(kind, object);
+      }
+      return result;
     } finally {
-      observer.afterWake();
+      watching.afterWake();
     }
   } finally {
     clear();
@@ -167,5 +218,64 @@ export async function parkAsync(
     return await futexWaitAsync(i32, index, expected, deadline, signal, holdLoopOpen);
   } finally {
     Atomics.sub(heap().i32, slot, 1);
+  }
+}
+
+// ---- one slow path for a wait and its Promise twin -------------------------------------------
+
+/** `WaitLoop.prepare`'s answer when the wait is over. */
+export const READY = 0x100000000;
+
+/**
+ * One wait, described once for its sync and async forms: the loop (register, prepare, sleep,
+ * again) is `parkUntil` / `parkUntilAsync`'s, the wait's own rule is here.
+ */
+export interface WaitLoop {
+  i32: Int32Array;
+  /** Slot of the count of registered waiters (wakers notify only when it is non-zero), or -1. */
+  waiters: number;
+  /** The futex word slept on. */
+  word: number;
+  kind: WaitKind;
+  object: number;
+  /**
+   * Reads the futex word, then re-checks the condition (in that order: a change after the read
+   * makes the sleep return at once). Returns READY when the wait is over, else the value read.
+   */
+  prepare(): number;
+  /** The wait's answer once its deadline has passed (a last look). */
+  timedOut(): boolean;
+}
+
+/** Registers, then prepares and sleeps until `loop` is READY (true) or `deadline` passes. */
+export function parkUntil(loop: WaitLoop, deadline: number): boolean {
+  const { i32, waiters } = loop;
+  const outer = beginWait();
+  if (waiters >= 0) Atomics.add(i32, waiters, 1);
+  try {
+    for (;;) {
+      const expected = loop.prepare();
+      if (expected === READY) return true;
+      if (park(i32, loop.word, expected, deadline, loop.kind, loop.object) === 'timed-out') return loop.prepare() === READY || loop.timedOut();
+    }
+  } finally {
+    // Deregistering late costs at most one needless wake (the woken thread re-checks).
+    if (waiters >= 0) Atomics.sub(i32, waiters, 1);
+    endWait(outer);
+  }
+}
+
+/** The Promise twin of `parkUntil` (an abort rejects with the signal's reason). */
+export async function parkUntilAsync(loop: WaitLoop, deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
+  const { i32, waiters } = loop;
+  if (waiters >= 0) Atomics.add(i32, waiters, 1);
+  try {
+    for (;;) {
+      const expected = loop.prepare();
+      if (expected === READY) return true;
+      if ((await parkAsync(i32, loop.word, expected, deadline, signal)) === 'timed-out') return loop.prepare() === READY || loop.timedOut();
+    }
+  } finally {
+    if (waiters >= 0) Atomics.sub(i32, waiters, 1);
   }
 }

@@ -32,7 +32,7 @@
 import { inspect } from 'node:util';
 import { ThreadError } from '../errors.js';
 import { deadlineAfter, describe, timeoutOrZero } from '../shm/futex.js';
-import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
+import { WaitKind, beginWait, endWait, park, parkAsync, withoutRaising } from '../shm/wait-site.js';
 import { Kind, SharedObject, dropReference, isGenuine, isReviving, onIsolateExit, registerKind, rememberIdentity, reviveAs, wrapperFor } from '../shm/handles.js';
 import { Lock } from './lock.js';
 import { type AcquireOptions, type AsyncAcquireOptions, type Held, heldBy, holdTimeout, lockAcquireOptions } from './options.js';
@@ -152,12 +152,16 @@ export class Condition extends SharedObject {
     const node = this.enqueueWaiter('wait');
     const saved = this.lock._releaseSave();
     const state = node >> 2;
+    const outer = beginWait();
     try {
       while (Atomics.load(this.i32, state + NODE_STATE) === 0) {
         if (park(this.i32, state + NODE_STATE, 0, deadline, this._waitKind, this._waitObject) === 'timed-out') break;
       }
     } finally {
-      this.lock._acquireRestore(saved);
+      endWait(outer);
+      // Never ends with DeadlockError: the caller's `finally { release() }` needs the lock
+      // held ('warn' is used for this wait: the cycle is printed, and it goes on waiting).
+      withoutRaising(() => this.lock._acquireRestore(saved));
     }
     return this.leaveWaiters(node);
   }

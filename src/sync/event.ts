@@ -16,7 +16,7 @@
 
 import { inspect } from 'node:util';
 import { deadlineAfter, timeoutOrZero } from '../shm/futex.js';
-import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
+import { READY, WaitKind, type WaitLoop, parkUntil, parkUntilAsync } from '../shm/wait-site.js';
 import { Kind, SharedObject, registerKind, reviveAs } from '../shm/handles.js';
 import { address } from './options.js';
 
@@ -73,20 +73,7 @@ export class Event extends SharedObject {
     const limit = timeoutOrZero(timeout, 'Event.wait');
     if (this.isSet()) return true;
     if (limit === 0) return false;
-    const deadline = deadlineAfter(limit);
-    const i32 = this.i32;
-    Atomics.add(i32, this.base + WAITERS, 1);
-    try {
-      const seen = Atomics.load(i32, this.base + WORD);
-      if (seen & FLAG) return true;
-      for (;;) {
-        const result = park(i32, this.base + WORD, seen, deadline, WaitKind.Event, this._offset);
-        if (Atomics.load(i32, this.base + WORD) !== seen) return true; // set (maybe cleared since)
-        if (result === 'timed-out') return false;
-      }
-    } finally {
-      Atomics.sub(i32, this.base + WAITERS, 1);
-    }
+    return parkUntil(this.waitLoop(), deadlineAfter(limit));
   }
 
   /** The Promise twin of `wait`: `await event.waitAsync({ timeout: 500, signal })`. */
@@ -95,20 +82,34 @@ export class Event extends SharedObject {
     options.signal?.throwIfAborted();
     if (this.isSet()) return true;
     if (limit === 0) return false;
-    const deadline = deadlineAfter(limit);
+    return parkUntilAsync(this.waitLoop(), deadlineAfter(limit), options.signal);
+  }
+
+  /**
+   * The wait, for wait() and waitAsync(): registered in WAITERS (set() notifies only when
+   * someone is), read the word once; sleep while it still holds that value. Any change is a
+   * set() (a clear() alone cannot come between: it only follows a set), so the wait is over.
+   */
+  private waitLoop(): WaitLoop {
     const i32 = this.i32;
-    Atomics.add(i32, this.base + WAITERS, 1);
-    try {
-      const seen = Atomics.load(i32, this.base + WORD);
-      if (seen & FLAG) return true;
-      for (;;) {
-        const result = await parkAsync(i32, this.base + WORD, seen, deadline, options.signal);
-        if (Atomics.load(i32, this.base + WORD) !== seen) return true;
-        if (result === 'timed-out') return false;
-      }
-    } finally {
-      Atomics.sub(i32, this.base + WAITERS, 1);
-    }
+    const word = this.base + WORD;
+    let seen: number | undefined;
+    return {
+      i32,
+      waiters: this.base + WAITERS,
+      word,
+      kind: WaitKind.Event,
+      object: this._offset,
+      prepare: () => {
+        const now = Atomics.load(i32, word);
+        if (seen === undefined) {
+          if (now & FLAG) return READY;
+          seen = now;
+        }
+        return now === seen ? seen : READY; // set (maybe cleared since)
+      },
+      timedOut: () => false,
+    };
   }
 
   override toString(): string {

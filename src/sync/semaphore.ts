@@ -15,7 +15,7 @@
 import { inspect } from 'node:util';
 import { heap } from '../shm/current.js';
 import { deadlineAfter, describe } from '../shm/futex.js';
-import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
+import { READY, WaitKind, type WaitLoop, parkUntil, parkUntilAsync } from '../shm/wait-site.js';
 import { Kind, SharedObject, isReviving, registerKind, reviveAs } from '../shm/handles.js';
 import { type AcquireOptions, type AsyncAcquireOptions, type Held, address, heldBy, holdTimeout, semaphoreAcquireOptions } from './options.js';
 
@@ -70,17 +70,7 @@ export class Semaphore extends SharedObject {
     options?.signal?.throwIfAborted();
     if (this.tryTake()) return true;
     if (timeout === 0) return false;
-    const deadline = deadlineAfter(timeout);
-    const i32 = this._i32;
-    Atomics.add(i32, this._base + WAITERS, 1);
-    try {
-      for (;;) {
-        if (this.tryTake()) return true;
-        if ((await parkAsync(i32, this._base + VALUE, 0, deadline, options?.signal)) === 'timed-out') return this.tryTake();
-      }
-    } finally {
-      Atomics.sub(i32, this._base + WAITERS, 1);
-    }
+    return parkUntilAsync(this.waitLoop(), deadlineAfter(timeout), options?.signal);
   }
 
   /**
@@ -141,17 +131,24 @@ export class Semaphore extends SharedObject {
   }
 
   private acquireSlow(deadline: number): boolean {
-    const i32 = this._i32;
-    Atomics.add(i32, this._base + WAITERS, 1);
-    try {
-      for (;;) {
-        if (this.tryTake()) return true;
-        // Sleep only while no permit is available; a release changes the word first.
-        if (park(i32, this._base + VALUE, 0, deadline, WaitKind.Semaphore, this._offset) === 'timed-out') return this.tryTake();
-      }
-    } finally {
-      Atomics.sub(i32, this._base + WAITERS, 1);
-    }
+    return parkUntil(this.waitLoop(), deadline);
+  }
+
+  /**
+   * The wait for a permit, for acquire() and acquireAsync(): registered in WAITERS (release()
+   * notifies only when someone is), take a permit or sleep while the count is 0; a release
+   * changes the word before it notifies.
+   */
+  private waitLoop(): WaitLoop {
+    return {
+      i32: this._i32,
+      waiters: this._base + WAITERS,
+      word: this._base + VALUE,
+      kind: WaitKind.Semaphore,
+      object: this._offset,
+      prepare: () => (this.tryTake() ? READY : 0),
+      timedOut: () => false,
+    };
   }
 
   override toString(): string {

@@ -1,14 +1,12 @@
 /**
  * Thread dumps: `dumpThreads()` from any thread reads every live thread's block and wait
  * record (shm/wait-site.ts) and the heap's locks, and returns snapshots that print like a JVM
- * thread dump. `dumpThreadsLater(ms)` is the hang watchdog (Python's
- * `faulthandler.dump_traceback_later`), and `process.on('SIGUSR2')` prints a dump from outside
- * (installed by `enableDumpOnSignal`).
+ * thread dump. The watchdog and dumps asked for from outside are in watchdog.ts.
  *
  * Stacks: a thread blocked in `Atomics.wait` cannot be asked for its stack, so a thread records
- * its stack into its block when a wait begins, while stacks are asked for (a watchdog armed,
- * deadlock detection on, or `configureThreads({ waitStacks: true })`): about 10 µs per wait,
- * next to the tens of µs a sleep and wake cost. The calling thread's own stack is always there.
+ * its stack into its block when a wait begins, while stacks are asked for (a watchdog armed, or
+ * `configureThreads({ waitStacks: true })`): 10 to 20 µs per wait (measured), next to the tens of µs a
+ * sleep and wake cost. The calling thread's own stack is always there.
  */
 
 import { heap } from '../shm/current.js';
@@ -17,7 +15,8 @@ import type { Heap } from '../shm/heap.js';
 import { S_WAIT_STACKS } from '../shm/heap.js';
 import { WaitKind, waitRecordBlock } from '../shm/wait-site.js';
 import * as B from './thread-block.js';
-import { type WaitRecord, holdersOf, identOf, locksHeld, readWait, waitKindName, withLiveThreads } from './wait-graph.js';
+import { currentThread } from './thread.js';
+import { type WaitRecord, holdersOf, identOf, lockHolder, locksHeld, readWait, waitKindName, withLiveThreads } from './wait-graph.js';
 
 export interface ThreadSnapshot {
   name: string;
@@ -61,7 +60,8 @@ export function snapshotOf(h: Heap, block: number, blocks: number[], held: Map<n
     nativeId: nativeId > 0 ? nativeId : undefined,
     daemon: (Atomics.load(i32, base + B.FLAGS) & B.DAEMON) !== 0,
     state: state === B.STOPPED ? 'stopped' : wait !== undefined ? 'waiting' : nativeId > 0 || state === B.STARTED ? 'running' : 'starting',
-    holding: (held?.get(ident) ?? []).map((offset) => describeObject(h, offset)),
+    // Held at the heap walk and still now (a thread may release a lock between the two).
+    holding: (held?.get(ident) ?? []).filter((offset) => lockHolder(h, offset) === ident).map((offset) => describeObject(h, offset)),
   };
   if (state === B.INITIAL) snapshot.state = 'starting';
   if (wait !== undefined) snapshot.waitingOn = describeWait(h, blocks, wait);
@@ -74,7 +74,7 @@ function describeWait(h: Heap, blocks: number[], wait: WaitRecord): NonNullable<
   const holders = holdersOf(h, blocks, wait.kind, wait.object);
   const described: NonNullable<ThreadSnapshot['waitingOn']> = {
     kind: waitKindName(wait.kind),
-    object: wait.kind === WaitKind.Join ? `thread ${B.readName(h, wait.object)}` : describeObject(h, wait.object),
+    object: wait.kind === WaitKind.Join ? `of thread "${B.readName(h, wait.object)}"` : describeObject(h, wait.object),
     sinceMs: Math.max(0, Date.now() - wait.since),
   };
   if (holders.blocks.length === 1 && !holders.all) described.owner = identOf(h, holders.blocks[0]!);
@@ -109,6 +109,7 @@ function recordedStack(h: Heap, block: number): string | undefined {
 
 /** Every live thread now, with what it waits on, what it holds, and every wait-for cycle. */
 export function dumpThreads(): ThreadDump {
+  currentThread(); // the main thread is listed once it has a block
   const h = heap();
   const held = locksHeld();
   return withLiveThreads((blocks) => {
@@ -157,7 +158,7 @@ export function threadLine(t: ThreadSnapshot): string {
 export function waitLine(t: ThreadSnapshot): string {
   const w = t.waitingOn;
   if (w === undefined) return t.state;
-  const owner = w.owner === undefined ? '' : ` held by ident ${w.owner}`;
+  const owner = w.owner === undefined ? '' : w.kind === 'join' ? ` (ident ${w.owner})` : w.kind === 'Future' ? ` run by ident ${w.owner}` : ` held by ident ${w.owner}`;
   return `waiting on ${w.kind}${w.object === '' ? '' : ` ${w.object}`}${owner} (for ${w.sinceMs} ms)`;
 }
 
@@ -213,37 +214,4 @@ export function recordStack(h: Heap, block: number): void {
 export function forgetStack(h: Heap, block: number): void {
   const old = Atomics.exchange(h.i32, (block >> 2) + B.STACK, 0);
   if (old > 0) dropReference(old);
-}
-
-// ---- the watchdog ---------------------------------------------------------------------------
-
-/** How to stop the armed watchdog (thread/watchdog.ts starts it). */
-let armed: { cancel(): void } | undefined;
-
-/**
- * The hang watchdog: after `ms` (again every `ms` with `repeat`), prints `dumpThreads()` to
- * stderr; with `exit`, then ends the process at once. It runs on a daemon thread of its own,
- * so it fires while every other thread, main included, is blocked. A new call replaces the one
- * armed before. While it is armed, threads record their stacks when they begin a wait.
- * @throws RangeError for a negative or non-finite `ms`.
- */
-export function dumpThreadsLater(ms: number, options: { repeat?: boolean; exit?: boolean } = {}): void {
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new RangeError(`dumpThreadsLater(ms): expected a non-negative, finite number of milliseconds, got ${String(ms)}`);
-  if (typeof options !== 'object' || options === null) throw new TypeError(`dumpThreadsLater(ms, options): expected an options object such as { repeat: true }, got ${String(options)}`);
-  cancelDumpThreadsLater();
-  armed = startWatchdog(ms, options.repeat === true, options.exit === true);
-}
-
-/** Disarms the watchdog armed by `dumpThreadsLater` (nothing when none is armed). */
-export function cancelDumpThreadsLater(): void {
-  armed?.cancel();
-  armed = undefined;
-}
-
-let startWatchdog: (ms: number, repeat: boolean, exit: boolean) => { cancel(): void } = () => {
-  throw new Error('threadkit: the watchdog is not loaded');
-};
-
-export function setWatchdogStarter(start: typeof startWatchdog): void {
-  startWatchdog = start;
 }

@@ -19,7 +19,8 @@
  * |        |           | thread or a parent that saw its isolate die, settles the future)     |
  * | 11..17 | WAIT      | what the thread waits on now (shm/wait-site.ts: kind, object, since) |
  * | 18     | STACK     | a Bytes block with the thread's stack when its wait began, or 0      |
- * |        |           | (recorded only while stacks are asked for: dumps, deadlock detection)|
+ * |        |           | (recorded only while stacks are asked for: dumps, watchdog)          |
+ * | 19     | RAISE     | part of the wait record (W_RAISE: a wait asked to end with an error) |
  * | 20..   | NAME      | the name, UTF-8, at most NAME_BYTES (longer names are cut there)     |
  *
  * The thread writes RESULT and EXCEPTION before it stores STOPPED and notifies, so a joiner

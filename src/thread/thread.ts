@@ -25,7 +25,7 @@ import { type PooledWorker, bootFailure, isolateTid, releaseIsolate, runOnIsolat
 import { bundled, typescriptLoader, workerEntry } from '../runtime/spawn.js';
 import { refuseWhileImporting } from './bootstrapping.js';
 import { reportThreadException } from './excepthook.js';
-import { WaitKind, park, parkAsync, setWaitRecordBlock } from '../shm/wait-site.js';
+import { WaitKind, beginWait, endWait, park, parkAsync, setWaitRecordBlock } from '../shm/wait-site.js';
 import { MAIN_BLOCK, NON_DAEMON, liveCount, liveThreadBlocks, registerThread, unregisterThread } from './registry.js';
 import * as B from './thread-block.js';
 
@@ -231,13 +231,18 @@ export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends S
     const deadline = deadlineAfter(timeoutOrZero(timeout, 'Thread.join'));
     this.#checkJoinable();
     // Sleep only while the state word says STARTED; the thread stores STOPPED, then notifies.
-    while (this.state() === B.STARTED) {
-      const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS);
-      const woke = park(this.i32, this.base + B.STATE, B.STARTED, slice, WaitKind.Join, this._offset, deadline === Infinity, JOIN_SPIN_MICROS);
-      // A wake-up with the thread still STARTED may come from its isolate's bootstrap failing
-      // (spawn.ts): look at the isolate then, and after every slice (a death nobody announces).
-      if (this.state() === B.STARTED) this._checkIsolateAlive(woke === 'timed-out');
-      if (woke === 'timed-out' && msUntil(deadline) === 0) break;
+    const outer = beginWait(); // one wait, however many slices
+    try {
+      while (this.state() === B.STARTED) {
+        const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS);
+        const woke = park(this.i32, this.base + B.STATE, B.STARTED, slice, WaitKind.Join, this._offset, deadline === Infinity, JOIN_SPIN_MICROS);
+        // A wake-up with the thread still STARTED may come from its isolate's bootstrap failing
+        // (spawn.ts): look at the isolate then, and after every slice (a death nobody announces).
+        if (this.state() === B.STARTED) this._checkIsolateAlive(woke === 'timed-out');
+        if (woke === 'timed-out' && msUntil(deadline) === 0) break;
+      }
+    } finally {
+      endWait(outer);
     }
     if (this.state() === B.STOPPED) this.#afterEnd();
   }

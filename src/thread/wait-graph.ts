@@ -49,7 +49,7 @@ export function readWait(h: Heap, block: number): WaitRecord | undefined {
   const word = Atomics.load(h.i32, (block >> 2) + W_KIND);
   if (word === 0) return undefined;
   return {
-    kind: (word & ~TIMED) as WaitKind,
+    kind: (word & 0xff) as WaitKind,
     forever: (word & TIMED) === 0,
     object: Atomics.load(h.i32, (block >> 2) + W_OBJECT),
     since: h.f64[(block >> 3) + (W_SINCE >> 1)]!,
