@@ -4,10 +4,20 @@
  * looks classes up here by name).
  */
 
-import type { ThreadSnapshot } from './thread/dump.js';
-
 /** Misuse of a thread or primitive (CPython's RuntimeError): release of an unlocked lock, start twice, … */
 export class ThreadError extends Error {
+}
+
+/** One thread as a dump (`dumpThreads()`) and a DeadlockError's cycle show it. */
+export interface ThreadSnapshot {
+  name: string;
+  ident: number;
+  nativeId: number | undefined;
+  daemon: boolean;
+  state: 'starting' | 'running' | 'waiting' | 'stopped';
+  waitingOn?: { kind: string; object: string; owner?: number; sinceMs: number };
+  holding: string[];
+  stack?: string;
 }
 
 /**

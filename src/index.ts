@@ -24,7 +24,7 @@ export { excepthook, setExcepthook, type ExceptHook, type ExceptHookArgs } from 
 export { Timer } from './thread/timer.js';
 export { sleep, sleepAsync } from './thread/sleep.js';
 export { local } from './thread/local.js';
-export { configureThreads, type ThreadsConfig } from './runtime/pool.js';
+export { configureThreads, type ThreadsConfig } from './thread/configure.js';
 export { dumpThreads, type ThreadDump, type ThreadSnapshot } from './thread/dump.js';
 import './thread/deadlock.js';
 import { listenForDumpRequestsFromEnv } from './thread/watchdog.js';

@@ -16,8 +16,7 @@
  * `local()` values. Opt out with `configureThreads({ keepIdleMs: 0 })`.
  */
 
-import { type DeadlockDetection, setDeadlockDetection } from '../thread/deadlock.js';
-import { wantWaitStacks } from '../thread/dump.js';
+
 import { Worker } from 'node:worker_threads';
 import { encodeValue } from '../shm/codec.js';
 import { heap } from '../shm/current.js';
@@ -45,37 +44,13 @@ const MIN_STACK_BYTES = 1024 * 1024;
 let keepIdleMs = 5000;
 let stackBytes = 0;
 
-export interface ThreadsConfig {
-  /** How long a finished thread's isolate waits for another thread (ms); 0 = never reuse. @default 5000 */
-  keepIdleMs?: number;
-  /**
-   * Deadlock detection, for every thread of the process: a wait with no timeout that would
-   * close a cycle of threads waiting on each other throws DeadlockError ('raise'), or prints
-   * the cycle to stderr once ('warn'). @default 'off'
-   */
-  deadlockDetection?: DeadlockDetection;
-  /** Threads record their stack when a wait begins, for thread dumps (10 to 20 µs a wait). @default false */
-  waitStacks?: boolean;
+/**
+ * How long a finished thread's isolate waits for another thread (ms); 0 = never reuse
+ * (`configureThreads({ keepIdleMs })`, thread/configure.ts, checks the value).
+ */
+export function setKeepIdleMs(ms: number): void {
+  keepIdleMs = ms;
 }
-
-/** Sets how threads are started (reuse of warm isolates). */
-export function configureThreads(config: ThreadsConfig): void {
-  if (config.keepIdleMs !== undefined) {
-    if (typeof config.keepIdleMs !== 'number' || !(config.keepIdleMs >= 0)) {
-      throw new RangeError(`configureThreads: keepIdleMs must be a non-negative number of milliseconds, got ${String(config.keepIdleMs)}`);
-    }
-    keepIdleMs = config.keepIdleMs;
-  }
-  if (config.deadlockDetection !== undefined) setDeadlockDetection(config.deadlockDetection);
-  if (config.waitStacks !== undefined) {
-    if (typeof config.waitStacks !== 'boolean') throw new TypeError(`configureThreads: waitStacks must be true or false, got ${String(config.waitStacks)}`);
-    if (config.waitStacks !== waitStacksAsked) wantWaitStacks(config.waitStacks ? 1 : -1);
-    waitStacksAsked = config.waitStacks;
-  }
-}
-
-/** Whether this isolate's configureThreads asked for wait stacks (its share of the process count). */
-let waitStacksAsked = false;
 
 /** threading.stack_size: the stack size (bytes) of threads started from now on; 0 = default. */
 export function setStackBytes(bytes: number): void {

@@ -9,6 +9,7 @@
  * sleep and wake cost. The calling thread's own stack is always there.
  */
 
+import type { ThreadSnapshot } from '../errors.js';
 import { heap } from '../shm/current.js';
 import { Kind, wrapperFor, dropReference } from '../shm/handles.js';
 import type { Heap } from '../shm/heap.js';
@@ -18,16 +19,7 @@ import * as B from './thread-block.js';
 import { currentThread } from './thread.js';
 import { type WaitRecord, holdersOf, identOf, lockHolder, locksHeld, readWait, waitKindName, withLiveThreads } from './wait-graph.js';
 
-export interface ThreadSnapshot {
-  name: string;
-  ident: number;
-  nativeId: number | undefined;
-  daemon: boolean;
-  state: 'starting' | 'running' | 'waiting' | 'stopped';
-  waitingOn?: { kind: string; object: string; owner?: number; sinceMs: number };
-  holding: string[];
-  stack?: string;
-}
+export type { ThreadSnapshot };
 
 export interface ThreadDump {
   threads: ThreadSnapshot[];
