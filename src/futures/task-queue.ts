@@ -29,7 +29,7 @@
  * notifies when SLEEPERS > 0, so either the sleeper sees the bump or the putter sees the sleeper.
  */
 
-import { decodeValue, dropEncoded, encodeToBlock, encodeValue } from '../shm/codec.js';
+import { decodeValue, dropEncoded, encodeToBlock } from '../shm/codec.js';
 import type { Heap } from '../shm/heap.js';
 import { WaitKind, park } from '../shm/wait-site.js';
 import { Kind, type SharedObject, dropReference, reviveHandle } from '../shm/handles.js';
@@ -232,9 +232,7 @@ export class TaskQueue {
 
   /** Adds a function descriptor (encoded block) to the table; returns its id. */
   addFunction(descriptor: unknown): number {
-    const bytes = encodeValue(descriptor, 'function');
-    const block = this.h.alloc(bytes.length, Kind.Bytes);
-    this.h.u8.set(bytes, block);
+    const block = encodeToBlock(this.h, descriptor, 'function');
     return this.locked((i32) => {
       if (i32[this.base + FN_COUNT] === i32[this.base + FN_CAP]) this.growFunctions();
       const id = this.h.i32[this.base + FN_COUNT]!;

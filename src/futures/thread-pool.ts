@@ -36,7 +36,7 @@ import { setPoolThreadsReader } from '../thread/wait-graph.js';
 import { availableParallelism } from 'node:os';
 import { inspect } from 'node:util';
 import { BrokenThreadPool, ThreadError, TimeoutError, describeError } from '../errors.js';
-import { decodeValue, dropEncoded, encodeToBytes, forEachHandle } from '../shm/codec.js';
+import { decodeValue, dropEncoded, encodeToBlock, forEachHandle } from '../shm/codec.js';
 import { deadlineAfter, describe, msUntil, timeoutOrZero } from '../shm/futex.js';
 import { BUILTIN_MODULE, type FunctionDescriptor, type ThreadFunction, builtins, describeFunction } from '../shm/functions.js';
 import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs, reviveUntracked, wrapperFor } from '../shm/handles.js';
@@ -172,10 +172,7 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
       // Numbered only once the options are known good, so that failed constructions use no number.
       settings.prefix ||= `ThreadPoolExecutor-${Atomics.add(h.i32, POOL_COUNTER, 1)}`;
       this._queue.init();
-      const bytes = encodeToBytes(settings, 'ThreadPoolExecutor options');
-      const block = h.alloc(bytes.length, Kind.Bytes);
-      h.u8.set(bytes, block);
-      h.i32[this.base + SETTINGS] = block;
+      h.i32[this.base + SETTINGS] = encodeToBlock(h, settings, 'ThreadPoolExecutor options');
       h.i32[this.base + MAX_WORKERS] = maxWorkers;
       this.#settings = settings;
     }

@@ -18,7 +18,7 @@
 
 
 import { Worker } from 'node:worker_threads';
-import { encodeValue } from '../shm/codec.js';
+import { encodeToBlock } from '../shm/codec.js';
 import { heap } from '../shm/current.js';
 import { WaitKind, park } from '../shm/wait-site.js';
 import { Kind, dropReference } from '../shm/handles.js';
@@ -87,9 +87,7 @@ function handOver(pooled: PooledWorker, init: ThreadInit): boolean {
   // The isolate may still be finishing the previous thread's epilogue (BUSY): that takes
   // microseconds, so wait for its IDLE briefly rather than start a new isolate.
   if (Atomics.load(h.i32, state + MAILBOX_STATE) === BUSY) park(h.i32, state + MAILBOX_STATE, BUSY, performance.now() + 20, WaitKind.Internal, 0);
-  const bytes = encodeValue(init, 'thread');
-  const block = h.alloc(bytes.length, Kind.Bytes);
-  h.u8.set(bytes, block);
+  const block = encodeToBlock(h, init, 'thread');
   h.i32[state + MAILBOX_INIT] = block;
   // INIT is written before the compareExchange publishes ASSIGNED; the isolate reads it after.
   if (Atomics.compareExchange(h.i32, state + MAILBOX_STATE, IDLE, ASSIGNED) !== IDLE) {

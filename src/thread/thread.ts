@@ -13,7 +13,7 @@
 import { existsSync, readlinkSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { ThreadError, describeError } from '../errors.js';
-import { decodeReceived, dropEncoded, encodeToBytes } from '../shm/codec.js';
+import { decodeReceived, dropEncoded, encodeToBytes, encodeToBlock } from '../shm/codec.js';
 import { allocateIdent, currentIdent, heap, isHeapCreator } from '../shm/current.js';
 import { HeapExhaustedError, S_MAIN_IDENT, S_NEXT_THREAD_NO } from '../shm/heap.js';
 import { deadlineAfter, describe, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
@@ -444,10 +444,7 @@ export function publishStopped(h: ReturnType<typeof heap>, block: number): void 
 
 /** Encodes `value` into a new block and stores its offset in `slot` (which owns it). */
 export function storeEncoded(h: ReturnType<typeof heap>, block: number, slot: number, value: unknown, root: string): void {
-  const bytes = encodeToBytes(value, root);
-  const bytesBlock = h.alloc(bytes.length, Kind.Bytes);
-  h.u8.set(bytes, bytesBlock);
-  Atomics.store(h.i32, (block >> 2) + slot, bytesBlock);
+  Atomics.store(h.i32, (block >> 2) + slot, encodeToBlock(h, value, root));
 }
 
 /**
