@@ -8,7 +8,7 @@
  */
 
 import { fileURLToPath } from 'node:url';
-import { DeadlockError, Event, Lock, Thread, type ThreadDump, configureThreads, dumpThreads, isMainThread, sleep } from 'threadkit';
+import { Event, Lock, Queue, Thread, type ThreadDump, configureThreads, dumpThreads, isMainThread, sleep } from 'threadkit';
 
 /** Takes `first`, tells main, waits for the go, then takes `second`: half of the inversion. */
 export function takeInOrder(first: Lock, second: Lock, holding: Event, go: Event): string {
@@ -56,7 +56,7 @@ export function main(): string[] {
     a.join();
     b.join();
     const results = [a.result, b.result].sort();
-    lines.push(`results: ${results.join(' / ')}`);
+    lines.push(`lock-order inversion: ${results.join(' / ')}`);
 
     // A dump while a thread is blocked: it names the lock and who holds it.
     accounts.acquire();
@@ -70,23 +70,27 @@ export function main(): string[] {
     accounts.release();
     waiter.join();
 
-    // The error itself: main joins a thread that joins main.
-    const joiner = new Thread({
-      name: 'joiner',
-      daemon: true,
-      target: async () => {
-        const { mainThread } = await import('threadkit');
-        mainThread().join();
-      },
-    });
-    joiner.start();
-    whenWaiting('joiner'); // (main's join closes the cycle once the joiner waits)
-    try {
-      joiner.join();
-    } catch (error) {
-      if (!(error instanceof DeadlockError)) throw error;
-      lines.push(`main joining its joiner: ${error.name}, a cycle of ${error.cycle.length}: ${error.cycle.map((t) => t.name).join(' -> ')}`);
-    }
+    // Two threads joining each other: the second to wait gets DeadlockError and ends, and then
+    // the other's join returns.
+    const toFirst = new Queue<Thread>();
+    const toSecond = new Queue<Thread>();
+    const joinPartner = (partner: Queue<Thread>): string => {
+      try {
+        partner.get().join();
+        return 'joined';
+      } catch (error) {
+        return (error as Error).name;
+      }
+    };
+    const first = new Thread<string>({ name: 'first', target: joinPartner, args: [toFirst] });
+    const second = new Thread<string>({ name: 'second', target: joinPartner, args: [toSecond] });
+    first.start();
+    second.start();
+    toFirst.put(second);
+    toSecond.put(first);
+    first.join();
+    second.join();
+    lines.push(`two threads joining each other: ${[first.result, second.result].sort().join(' / ')}`);
     return lines;
   } finally {
     configureThreads({ deadlockDetection: 'off' });

@@ -23,7 +23,9 @@ export interface ThreadSnapshot {
 /**
  * A wait would have closed a cycle of threads waiting on each other (deadlock detection:
  * `configureThreads({ deadlockDetection: 'raise' })`). Thrown in the thread whose wait closed
- * it, which has not slept; `cycle` lists the threads, that one first.
+ * it, before it sleeps; when that wait must not fail (a Condition taking its lock back), in
+ * another thread of the cycle, which is woken for it. `cycle` lists the threads, the one that
+ * gets the error first.
  */
 export class DeadlockError extends ThreadError {
   cycle: ThreadSnapshot[];

@@ -6,13 +6,16 @@
  * thread running it, or to all of its pool's threads while it is queued in a full pool.
  *
  * The order in which threads go to sleep is fixed with Events and by looking at dumpThreads()
- * until a thread sleeps in the expected wait: the last thread to park is the one that must
+ * until a thread sleeps in the expected wait (its record, and its OS thread asleep in the
+ * kernel: its own look at the graph is over): the last thread to park is the one that must
  * raise. Every test ends every thread it started (the main thread releases what it holds after
- * the error), and turns detection off again, whatever happens.
+ * the error), and turns detection off again, whatever happens. The last tests are stress
+ * tests of the races between threads that look at the graph while it changes.
  */
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
@@ -52,17 +55,41 @@ async function detecting<T>(mode: 'warn' | 'raise' | 'off', body: () => Promise<
 }
 
 /**
- * Waits until the thread named `name` sleeps in a wait of `kind` (as dumpThreads() names it:
- * 'Lock', 'RLock', 'join', 'Future', 'Event', …) and returns its snapshot. Bounded, so that a
- * thread that never gets there fails the test instead of hanging it.
+ * True when the OS thread `tid` of this process sleeps in the kernel (state S in
+ * /proc/self/task/<tid>/stat: a futex wait, as Atomics.wait is). A wait record is written
+ * before the thread looks at the wait-for graph and sleeps; the record alone does not say the
+ * look is over.
  */
-function untilWaiting(name: string, kind: string): ThreadSnapshot {
+function sleepsInKernel(tid: number | undefined): boolean {
+  if (tid === undefined) return false;
+  try {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('S');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Waits until a thread whose snapshot matches sleeps: its record matches, and its OS thread
+ * sleeps in the kernel twice in a row (a short sleep on some internal lock on the way is not
+ * taken for it). Returns its snapshot. Bounded, so that a thread that never gets there fails
+ * the test instead of hanging it.
+ */
+function untilAsleep(match: (s: ThreadSnapshot) => boolean, what: string): ThreadSnapshot {
+  let streak = 0;
   for (let i = 0; i < 20_000; i++) {
-    const t = dumpThreads().threads.find((s) => s.name === name);
-    if (t?.waitingOn?.kind === kind) return t;
+    const found = dumpThreads().threads.find(match);
+    streak = found !== undefined && sleepsInKernel(found.nativeId) ? streak + 1 : 0;
+    if (streak === 2) return found!;
     sleep(1);
   }
-  throw new Error(`thread ${name} never waited on a ${kind}: ${String(dumpThreads())}`);
+  throw new Error(`${what} never happened: ${String(dumpThreads())}`);
+}
+
+/** Waits until the thread named `name` sleeps in a wait of `kind` (as dumpThreads() names it: 'Lock', 'RLock', 'join', 'Future', 'Event', …). */
+function untilWaiting(name: string, kind: string): ThreadSnapshot {
+  return untilAsleep((s) => s.name === name && s.waitingOn?.kind === kind, `thread ${name} asleep on a ${kind}`);
 }
 
 /** What `body` threw (it must throw). */
@@ -423,11 +450,10 @@ describe('RLock and a Condition’s lock', () => {
 
   it(
     'a cycle closed by cond.wait() taking its Lock back never ends the wait without the lock: the caller’s finally { cond.release() } cannot free the lock another thread holds',
-    {
-      todo: 'Condition.wait (src/sync/condition.ts, as of the session start) takes the lock back in a finally; when that re-acquire throws DeadlockError the wait ends without the lock (and without leaveWaiters): the caller’s finally release() then frees the Lock the OTHER thread holds (an RLock: throws ThreadError instead, hiding the DeadlockError), and a wait that had timed out leaves its node linked (nWaiting counts it, the next notify is lost)',
-    },
     async () => {
       await detecting('raise', () => {
+        // (A DeadlockError from the re-acquire would end the wait without the lock: the
+        // waiter's finally would then release the Lock the main thread holds.)
         const cond = new Condition(new Lock());
         const m = new Lock();
         const waiter = new Thread({
@@ -459,7 +485,15 @@ describe('RLock and a Condition’s lock', () => {
           args: [cond, m],
           target: async (cond: Condition, m: Lock) => {
             const { dumpThreads, sleep } = await import('threadkit');
-            while (dumpThreads().threads.find((s) => s.name === 'MainThread')?.waitingOn?.kind !== 'Lock') sleep(1);
+            const { readFileSync } = await import('node:fs');
+            // The main thread's record, and its OS thread asleep (twice in a row): its look is over.
+            const mainAsleep = () => {
+              const main = dumpThreads().threads.find((s) => s.name === 'MainThread');
+              if (main?.waitingOn?.kind !== 'Lock') return false;
+              const stat = readFileSync(`/proc/self/task/${main.nativeId}/stat`, 'utf8');
+              return stat.slice(stat.lastIndexOf(')') + 2).startsWith('S');
+            };
+            for (let streak = 0; streak < 2; sleep(1)) streak = mainAsleep() ? streak + 1 : 0;
             cond.notify();
             let asleep = 0;
             for (let i = 0; i < 20_000; i++) {
@@ -566,8 +600,16 @@ describe('join', () => {
         name: 'dl-join-main',
         target: async () => {
           const { dumpThreads, mainThread, sleep } = await import('threadkit');
-          // Until the main thread sleeps in its join, so that this thread closes the cycle.
-          while (dumpThreads().threads.find((s) => s.name === 'MainThread')?.waitingOn?.kind !== 'join') sleep(1);
+          const { readFileSync } = await import('node:fs');
+          // Until the main thread sleeps in its join (its record, and its OS thread asleep twice
+          // in a row: its look is over), so that this thread closes the cycle.
+          const mainAsleep = () => {
+            const main = dumpThreads().threads.find((s) => s.name === 'MainThread');
+            if (main?.waitingOn?.kind !== 'join') return false;
+            const stat = readFileSync(`/proc/self/task/${main.nativeId}/stat`, 'utf8');
+            return stat.slice(stat.lastIndexOf(')') + 2).startsWith('S');
+          };
+          for (let streak = 0; streak < 2; sleep(1)) streak = mainAsleep() ? streak + 1 : 0;
           try {
             mainThread().join();
           } catch (error) {
@@ -640,15 +682,23 @@ describe('futures: CPython’s documented ThreadPoolExecutor deadlocks', () => {
       try {
         const goFirst = new Event();
         const goLast = new Event();
-        const outer = async (pool: ThreadPoolExecutor, goFirst: Event, goLast: Event, firstName: string) => {
+        const running = new Semaphore(0);
+        const bothRunning = new Event();
+        const outer = async (pool: ThreadPoolExecutor, running: Semaphore, bothRunning: Event, goFirst: Event, goLast: Event, firstName: string) => {
           const { currentThread } = await import('threadkit');
           const me = currentThread().name;
-          // Queued behind both outer tasks: both pool threads are busy with those.
+          // Submitted once both outer tasks run (else an inner task could be queued before the
+          // second outer task, and run first): queued behind both, both pool threads busy.
+          running.release();
+          bothRunning.wait();
           const inner = pool.submit((name: string) => name, me);
           (me === firstName ? goFirst : goLast).wait();
           return inner.result();
         };
-        const futures = [pool.submit(outer, pool, goFirst, goLast, firstName), pool.submit(outer, pool, goFirst, goLast, firstName)];
+        const futures = [0, 1].map(() => pool.submit(outer, pool, running, bothRunning, goFirst, goLast, firstName));
+        running.acquire();
+        running.acquire();
+        bothRunning.set();
         goFirst.set();
         untilWaiting(firstName, 'Future');
         goLast.set();
@@ -677,12 +727,44 @@ describe('futures: CPython’s documented ThreadPoolExecutor deadlocks', () => {
 
   it(
     'the same, with the pool’s first thread parking last: its cycle names both threads too',
-    {
-      todo: 'leadsBack (src/thread/deadlock.ts) keeps the first path found among a queued future’s holders (`cycle ??= found`); when the thread that closes the cycle is listed first in its pool, that path is just [itself], so the cycle names one thread of the two stuck ones',
-    },
     async () => {
+      // (The closing thread is listed first among its pool's threads: the shortest way back,
+      // through itself alone, must not be the one reported.)
       const { error, lastName, firstName } = await nestedWaits('_1');
       assert.deepEqual(names(error), [lastName, firstName]);
+    },
+  );
+
+  it(
+    'wait([f]) (concurrent.futures.wait) in a 1-worker pool’s task, on a task it submitted: DeadlockError too',
+    async () => {
+      await detecting('raise', () => {
+        const prefix = 'dl-pool-wait';
+        const pool = new ThreadPoolExecutor({ maxWorkers: 1, threadNamePrefix: prefix });
+        const outer = pool.submit(async (pool: ThreadPoolExecutor) => {
+          const { wait } = await import('threadkit');
+          const inner = pool.submit((x: number) => x * 2, 21);
+          try {
+            wait([inner]);
+          } catch (error) {
+            return error;
+          }
+          return 'the wait returned';
+        }, pool);
+        // A wait that does not raise sleeps: then the queued task is cancelled, which ends it.
+        const asleep = () => {
+          const t = dumpThreads().threads.find((s) => s.name === `${prefix}_0`);
+          return t?.waitingOn?.kind === 'wait' && sleepsInKernel(t.nativeId);
+        };
+        for (let streak = 0; !outer.done() && streak < 2; sleep(1)) streak = asleep() ? streak + 1 : 0;
+        if (!outer.done()) pool.shutdown({ wait: false, cancelFutures: true });
+        try {
+          const error = asDeadlock(outer.result());
+          assert.deepEqual(names(error), [`${prefix}_0`]);
+        } finally {
+          pool.shutdown();
+        }
+      });
     },
   );
 
@@ -700,7 +782,7 @@ describe('futures: CPython’s documented ThreadPoolExecutor deadlocks', () => {
         const a = pool.submit(waitOnOther, toA);
         const b = pool.submit(waitOnOther, toB);
         toA.put(b);
-        const aWaits = dumpThreadsUntil((s) => s.name.startsWith(`${prefix}_`) && s.waitingOn?.kind === 'Future');
+        const aWaits = untilAsleep((s) => s.name.startsWith(`${prefix}_`) && s.waitingOn?.kind === 'Future', 'a’s thread asleep on b’s Future');
         toB.put(a);
         wait([a, b]);
         const fromB = asDeadlock(b.exception());
@@ -721,16 +803,6 @@ describe('futures: CPython’s documented ThreadPoolExecutor deadlocks', () => {
     });
   });
 });
-
-/** Waits until some thread's snapshot matches (bounded) and returns it. */
-function dumpThreadsUntil(match: (s: ThreadSnapshot) => boolean): ThreadSnapshot {
-  for (let i = 0; i < 20_000; i++) {
-    const found = dumpThreads().threads.find(match);
-    if (found !== undefined) return found;
-    sleep(1);
-  }
-  throw new Error(`no thread matched: ${String(dumpThreads())}`);
-}
 
 describe('waits that cannot close a cycle', () => {
   it('a timed Lock acquire in a would-be cycle returns false after its timeout (either side timed)', async () => {
@@ -983,10 +1055,9 @@ describe("deadlockDetection: 'warn' (in a process of its own, to read stderr)", 
 
   it(
     'a cycle through a join is printed once too (the joiner looks again after each slice of its wait)',
-    {
-      todo: "warnOnce (src/thread/deadlock.ts) remembers printed cycles per isolate: a thread that re-checks its wait (join() and Future waits sleep in 100 ms slices) prints a cycle another thread already printed",
-    },
     () => {
+      // (The joiner closes the cycle and prints it; the main thread's join, which sleeps in
+      // slices, finds the same cycle at its next slice: it must not print it again.)
       const { status, stdout, stderr, warnings } = runWarn('join');
       assert.equal(status, 0, stderr);
       assert.match(stdout, /^main: joined$/m);
@@ -998,15 +1069,14 @@ describe("deadlockDetection: 'warn' (in a process of its own, to read stderr)", 
 describe('races in the detection (stress)', () => {
   it(
     'no false alarm: a thread that holds A and waits for L, while L’s holder releases it and then waits for A, is no cycle',
-    {
-      todo: 'findCycleThrough (src/thread/deadlock.ts) reads the wait-for graph without checking that it held still: the waiter reads who holds L (the other thread), which then releases L and parks on A (its record written), and then reads that record: a cycle that never existed at any one moment, in a program that cannot deadlock. Nothing re-checks the lock words after the walk, nor that the waiter’s own futex word still holds the value it parks on (L was free by then: its sleep would have returned at once)',
-    },
     async () => {
       await detecting('raise', () => {
         // Each round: the waiter holds A and waits (on a Semaphore) until the other thread
         // holds L, then takes L; the other thread holds L a little (varied), releases it, then
         // takes A. The waiter holds A while it waits for L; the other never holds L while it
         // waits for A: no cycle can form. The rounds stop at the first alarm.
+        // (A look that reads L's holder, then, after L changed hands, that thread's new wait
+        // record, finds a cycle that never existed at any one moment.)
         const a = new Lock();
         const l = new Lock();
         const alarms = new SharedValue('int32');
@@ -1075,27 +1145,27 @@ describe('races in the detection (stress)', () => {
 
   it(
     'no missed cycle: a thread woken for a lock that its holder took back at once sleeps again into a cycle, and one of the two raises',
-    {
-      todo: 'in the working tree, park’s observer looks only at the first park of a blocking call (isFirstPark, src/shm/wait-site.ts + src/thread/deadlock.ts). T sleeps on L (no cycle then); U releases L, takes it back before T runs, and parks on M, which T holds: U looks while T is awake between its two parks (record cleared: no cycle), then T parks again without looking: both sleep in a cycle nobody reports',
-    },
     async () => {
       await detecting('raise', () => {
         // Each round: T holds M and waits for L; U holds L a little (varied), releases it and
         // takes it back at once, then waits for M. A real cycle every time U wins L back: one
         // of the two must raise. The main thread breaks a cycle both sleep in (it releases M,
         // which T holds), counts it, and ends the rounds.
+        // (U looks while T is awake between its two sleeps: T must look again when it sleeps
+        // again, or the cycle goes unreported.)
         const m = new Lock();
         const l = new Lock();
         const raised = new SharedValue('int32');
         const stop = new SharedValue('int32');
         const ended = new SharedValue('int32');
+        const progress = new SharedValue('int32');
         const rounds = 5000;
-        type Args = [Lock, Lock, SharedValue<'int32'>, SharedValue<'int32'>, SharedValue<'int32'>, Semaphore, Semaphore, Semaphore, number];
-        const args: Args = [m, l, raised, stop, ended, new Semaphore(0), new Semaphore(0), new Semaphore(0), rounds];
+        type Args = [Lock, Lock, SharedValue<'int32'>, SharedValue<'int32'>, SharedValue<'int32'>, SharedValue<'int32'>, Semaphore, Semaphore, Semaphore, number];
+        const args: Args = [m, l, raised, stop, ended, progress, new Semaphore(0), new Semaphore(0), new Semaphore(0), rounds];
         const t = new Thread({
           name: 'dl-missed-T',
           args,
-          target: (...[m, l, raised, , ended, ready, go, done, rounds]: Args) => {
+          target: (...[m, l, raised, , ended, , ready, go, done, rounds]: Args) => {
             for (let i = 0; i < rounds; i++) {
               m.acquire();
               ready.release();
@@ -1115,7 +1185,7 @@ describe('races in the detection (stress)', () => {
         const u = new Thread({
           name: 'dl-missed-U',
           args,
-          target: (...[m, l, raised, stop, ended, ready, go, done, rounds]: Args) => {
+          target: (...[m, l, raised, stop, ended, progress, ready, go, done, rounds]: Args) => {
             for (let i = 0; i < rounds; i++) {
               ready.acquire();
               l.acquire();
@@ -1133,6 +1203,7 @@ describe('races in the detection (stress)', () => {
               l.release();
               const last = stop.load() !== 0;
               if (last) ended.store(1);
+              progress.add(1);
               done.release();
               if (last) break;
             }
@@ -1140,14 +1211,19 @@ describe('races in the detection (stress)', () => {
         });
         u.start();
         t.start();
+        // Stuck: both in Lock waits at 5 looks in a row, 20 ms apart, with no round ended in
+        // between (a round takes well under a millisecond).
         let missed = 0;
         let asleep = 0;
+        let rounded = -1;
         while (t.isAlive() || u.isAlive()) {
           t.join(20);
           const threads = dumpThreads().threads;
           const both = ['dl-missed-T', 'dl-missed-U'].every((name) => threads.find((s) => s.name === name)?.waitingOn?.kind === 'Lock');
-          asleep = both ? asleep + 1 : 0;
-          if (asleep === 3) {
+          const now = progress.load();
+          asleep = both && now === rounded ? asleep + 1 : 0;
+          rounded = now;
+          if (asleep === 5) {
             missed++;
             asleep = 0;
             stop.store(1);
@@ -1163,9 +1239,6 @@ describe('races in the detection (stress)', () => {
 
   it(
     'two threads that close the same cycle at the same moment: exactly one of them gets DeadlockError',
-    {
-      todo: 'both may raise: each writes its wait record (src/shm/wait-site.ts park), then looks at the graph (src/thread/deadlock.ts beforeSleep); when both records are written before either looks, both find the cycle and both raise (warn: both print). Threads that collide in a lock-order inversion at the same moment do exactly that, most of the time',
-    },
     async () => {
       await detecting('raise', () => {
         const a = new Lock();
@@ -1173,6 +1246,8 @@ describe('races in the detection (stress)', () => {
         const arrived = new SharedValue('int32');
         const rounds = 200;
         // Each round: take your own lock, meet the other thread (spinning), take the other's.
+        // (Both write their wait records before either looks: without one look at a time,
+        // both find the cycle, and both raise.)
         const target = (mine: Lock, theirs: Lock, arrived: SharedValue<'int32'>, rounds: number) => {
           let raised = 0;
           const meet = (n: number) => {

@@ -130,10 +130,10 @@ describe('examples', { concurrency: 2 }, () => {
 
   it('deadlock: the inversion raises DeadlockError in one thread, the dump names the holder, join cycles raise', async () => {
     const lines = await run('deadlock');
-    line(lines, /^results: DeadlockError \/ took both locks$/);
+    line(lines, /^lock-order inversion: DeadlockError \/ took both locks$/);
     line(lines, /^dump: waiter is waiting, on a Lock held by MainThread$/);
     line(lines, /^main holds: 1 lock\(s\)$/);
-    line(lines, /^main joining its joiner: DeadlockError, a cycle of 2: MainThread -> joiner$/);
+    line(lines, /^two threads joining each other: DeadlockError \/ joined$/);
   });
 
   it('condition: every consumer gets what it waited for', async () => {

@@ -51,7 +51,21 @@ function sleepOnCompletions(i32: Int32Array, sequence: number, deadline: number,
   // Completers bump COMPLETIONS, then notify if anyone is counted in COMPLETION_WAITERS (our
   // callers count themselves before reading the sequence), so a completion after the read wakes us.
   const slice = Math.min(deadline, performance.now() + STALL_CHECK_MS);
-  if (park(i32, COMPLETIONS, sequence, slice, kind, 0, deadline === Infinity) === 'timed-out' && msUntil(deadline) > 0) stalledWait(pending);
+  if (park(i32, COMPLETIONS, sequence, slice, kind, loneFuture(pending), deadline === Infinity) === 'timed-out' && msUntil(deadline) > 0) stalledWait(pending);
+}
+
+/**
+ * The future a wait records as its object (dumps, deadlock detection): the one still pending
+ * when only one is (wait([f]), the last of asCompleted), else none (0).
+ */
+function loneFuture(pending: Iterable<Future<unknown>>): number {
+  let lone: Future<unknown> | undefined;
+  for (const f of pending) {
+    if (f.done()) continue;
+    if (lone !== undefined) return 0;
+    lone = f;
+  }
+  return lone === undefined ? 0 : lone._offset;
 }
 
 function split<R>(futures: Future<R>[]): WaitResult<R> {

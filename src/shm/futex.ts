@@ -17,10 +17,10 @@ export const TIMEOUT_MAX = 9_223_372_036_854;
 export const SPIN_LIMIT = 100;
 
 /** How long a waiter re-reads its futex word before it sleeps, by default (µs). */
-const WAIT_SPIN_MICROS = 5;
+export const WAIT_SPIN_MICROS = 5;
 
 /** Re-reads the word for up to `micros`; true as soon as it no longer holds `expected`. */
-function spinUntilChanged(i32: Int32Array, index: number, expected: number, micros: number): boolean {
+export function spinUntilChanged(i32: Int32Array, index: number, expected: number, micros: number): boolean {
   if (micros <= 0) return false;
   const until = performance.now() + micros / 1000;
   do {

@@ -24,7 +24,7 @@
  * a wait that has just ended, never a wait that was not there.
  */
 
-import { type WaitResult, futexWait, futexWaitAsync } from './futex.js';
+import { WAIT_SPIN_MICROS, type WaitResult, futexWait, futexWaitAsync, spinUntilChanged } from './futex.js';
 import { heap } from './current.js';
 
 export const enum WaitKind {
@@ -177,6 +177,10 @@ export function park(
   // A nested park (a wait inside a wait's bookkeeping) keeps the outer record.
   const outer = Atomics.load(heap().i32, (myBlock >> 2) + W_KIND) !== 0;
   if (outer) return futexWait(i32, index, expected, deadline, spinMicros);
+  // The spin first, unrecorded: a wake that comes within microseconds (a busy hand-off) costs
+  // no bookkeeping; only a thread about to sleep records its wait. (Only reads: nothing is owed.)
+  if (spinUntilChanged(i32, index, expected, Math.min(spinMicros ?? WAIT_SPIN_MICROS, (deadline - performance.now()) * 1000))) return 'not-equal';
+  spinMicros = 0;
   record(kind, object, index, forever);
   try {
     const watching = observer;

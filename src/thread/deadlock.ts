@@ -22,7 +22,7 @@ import { S_DEADLOCK_MODE, S_DETECTING, S_LAST_WARNED } from '../shm/heap.js';
 import { mutexLock, mutexUnlock } from '../shm/mutex.js';
 import { NO_RAISE, TIMED, WaitKind, W_ADDR, W_KIND, W_RAISE, W_SEQ, clearWaitRecord, setParkObserver, waitMayRaise, waitRecordBlock } from '../shm/wait-site.js';
 import { forgetStack, recordStack, snapshotOf, threadLine, waitLine, waitStacksWanted } from './dump.js';
-import { type Holders, holdersOf, readWait, withLiveThreads } from './wait-graph.js';
+import { type Holders, holdersOf, locksHeld, readWait, withLiveThreads } from './wait-graph.js';
 
 export type DeadlockDetection = 'off' | 'warn' | 'raise';
 const MODES: DeadlockDetection[] = ['off', 'warn', 'raise'];
@@ -148,7 +148,7 @@ interface Found {
 }
 
 /** The waits that can have a holder (the others cannot be part of a cycle). */
-const HOLDABLE = new Set<WaitKind>([WaitKind.Lock, WaitKind.RLock, WaitKind.Join, WaitKind.Future]);
+const HOLDABLE = new Set<WaitKind>([WaitKind.Lock, WaitKind.RLock, WaitKind.Join, WaitKind.Future, WaitKind.Wait]);
 
 /** The cycle that `me`'s wait (recorded already) would close, if any. */
 function findCycleThrough(h: Heap, me: number, kind: WaitKind, object: number): Found | undefined {
@@ -157,7 +157,9 @@ function findCycleThrough(h: Heap, me: number, kind: WaitKind, object: number): 
     if (first.blocks.length === 0) return undefined;
     const cycle = leadsBack(h, blocks, first, [me]);
     if (cycle === undefined || !heldStill(h, blocks, cycle)) return undefined;
-    const snapshots = cycle.map((block) => snapshotOf(h, block, blocks, undefined));
+    // (A heap walk for the locks each holds: only once a cycle is found.)
+    const held = locksHeld();
+    const snapshots = cycle.map((block) => snapshotOf(h, block, blocks, held));
     const lines = snapshots.map((t) => `  ${threadLine(t)}: ${waitLine(t)}`);
     const text = `deadlock: this wait would never end; the threads wait on each other:\n${lines.join('\n')}`;
     return {

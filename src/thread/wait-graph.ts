@@ -7,7 +7,8 @@
  * Who holds what a thread waits on:
  * - Lock, RLock (and a Condition's lock, taken again after a wait): the ident in the mutex word;
  * - join: the thread joined;
- * - a Future: the pool thread running its task (its TASK slot), or, while the task is queued,
+ * - a Future (and futures' wait() or asCompleted() with one future left): the pool thread
+ *   running its task (its TASK slot), or, while the task is queued,
  *   every thread of its pool when the pool cannot start another (all of them must be stuck);
  * - Condition, Event, Semaphore, Barrier, queues, sleep: nobody in particular (no edge).
  */
@@ -94,7 +95,8 @@ export function holdersOf(h: Heap, blocks: number[], kind: WaitKind, object: num
     case WaitKind.Join:
       return { blocks: blocks.includes(object) ? [object] : [], all: false };
     case WaitKind.Future:
-      return futureHolders(h, blocks, object);
+    case WaitKind.Wait: // (futures' wait() and asCompleted() record a future when one is left)
+      return object === 0 ? { blocks: [], all: false } : futureHolders(h, blocks, object);
     default:
       return { blocks: [], all: false };
   }
