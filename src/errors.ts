@@ -17,6 +17,8 @@ export interface ThreadSnapshot {
   state: 'starting' | 'running' | 'waiting' | 'stopped';
   waitingOn?: { kind: string; object: string; owner?: number; sinceMs: number };
   holding: string[];
+  /** Promise waits (acquireAsync, getAsync, joinAsync, resultAsync, …) this thread has pending (they do not block it). */
+  asyncWaits: number;
   stack?: string;
 }
 

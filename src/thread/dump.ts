@@ -14,7 +14,7 @@ import { heap } from '../shm/current.js';
 import { Kind, wrapperFor, dropReference } from '../shm/handles.js';
 import type { Heap } from '../shm/heap.js';
 import { S_WAIT_STACKS } from '../shm/heap.js';
-import { WaitKind, waitRecordBlock } from '../shm/wait-site.js';
+import { W_ASYNC, WaitKind, waitRecordBlock } from '../shm/wait-site.js';
 import * as B from './thread-block.js';
 import { currentThread } from './thread.js';
 import { type WaitRecord, holdersOf, identOf, lockHolder, locksHeld, readWait, waitKindName, withLiveThreads } from './wait-graph.js';
@@ -53,6 +53,7 @@ export function snapshotOf(h: Heap, block: number, blocks: number[], held: Map<n
     daemon: (Atomics.load(i32, base + B.FLAGS) & B.DAEMON) !== 0,
     state: state === B.STOPPED ? 'stopped' : wait !== undefined ? 'waiting' : nativeId > 0 || state === B.STARTED ? 'running' : 'starting',
     // Held at the heap walk and still now (a thread may release a lock between the two).
+    asyncWaits: Atomics.load(i32, base + W_ASYNC),
     holding: (held?.get(ident) ?? []).filter((offset) => lockHolder(h, offset) === ident).map((offset) => describeObject(h, offset)),
   };
   if (state === B.INITIAL) snapshot.state = 'starting';
@@ -160,6 +161,7 @@ export function formatDump(threads: ThreadSnapshot[], deadlocks: ThreadSnapshot[
     lines.push(`${threadLine(t)} ${t.state}`);
     lines.push(`   ${waitLine(t)}`);
     for (const lock of t.holding) lines.push(`   - holding ${lock}`);
+    if (t.asyncWaits > 0) lines.push(`   - ${t.asyncWaits} Promise wait${t.asyncWaits === 1 ? '' : 's'} pending`);
     if (t.stack !== undefined) for (const frame of t.stack.split('\n')) if (frame.trim() !== '') lines.push(`   ${frame.trim()}`);
     lines.push('');
   }
