@@ -15,7 +15,6 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
@@ -39,58 +38,11 @@ import {
   wait,
   type ThreadSnapshot,
 } from 'threadkit';
+import { WAITING, detecting, sleepsInKernel, untilAsleep, untilAsleepIn } from './helpers/waiting.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const HEADER = 'deadlock: this wait would never end; the threads wait on each other:';
-
-/** Runs `body` with deadlock detection in `mode`, and turns it off after, whatever happens. */
-async function detecting<T>(mode: 'warn' | 'raise' | 'off', body: () => Promise<T> | T): Promise<T> {
-  configureThreads({ deadlockDetection: mode });
-  try {
-    return await body();
-  } finally {
-    configureThreads({ deadlockDetection: 'off' });
-  }
-}
-
-/**
- * True when the OS thread `tid` of this process sleeps in the kernel (state S in
- * /proc/self/task/<tid>/stat: a futex wait, as Atomics.wait is). A wait record is written
- * before the thread looks at the wait-for graph and sleeps; the record alone does not say the
- * look is over.
- */
-function sleepsInKernel(tid: number | undefined): boolean {
-  if (tid === undefined) return false;
-  try {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('S');
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Waits until a thread whose snapshot matches sleeps: its record matches, and its OS thread
- * sleeps in the kernel twice in a row (a short sleep on some internal lock on the way is not
- * taken for it). Returns its snapshot. Bounded, so that a thread that never gets there fails
- * the test instead of hanging it.
- */
-function untilAsleep(match: (s: ThreadSnapshot) => boolean, what: string): ThreadSnapshot {
-  let streak = 0;
-  for (let i = 0; i < 20_000; i++) {
-    const found = dumpThreads().threads.find(match);
-    streak = found !== undefined && sleepsInKernel(found.nativeId) ? streak + 1 : 0;
-    if (streak === 2) return found!;
-    sleep(1);
-  }
-  throw new Error(`${what} never happened: ${String(dumpThreads())}`);
-}
-
-/** Waits until the thread named `name` sleeps in a wait of `kind` (as dumpThreads() names it: 'Lock', 'RLock', 'join', 'Future', 'Event', …). */
-function untilWaiting(name: string, kind: string): ThreadSnapshot {
-  return untilAsleep((s) => s.name === name && s.waitingOn?.kind === kind, `thread ${name} asleep on a ${kind}`);
-}
 
 /** What `body` threw (it must throw). */
 function thrownBy(body: () => unknown): unknown {
@@ -114,6 +66,9 @@ const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\
 /** The names in a cycle, in its order. */
 const names = (error: DeadlockError): string[] => error.cycle.map((t) => t.name);
 
+/** A cycle's waits, in its order: [kind, owner] for each thread. */
+const waits = (error: DeadlockError): [string | undefined, number | undefined][] => error.cycle.map((s) => [s.waitingOn?.kind, s.waitingOn?.owner]);
+
 /** Checks the message: the header, then one line per thread of the cycle, in the cycle's order. */
 function checkMessage(error: DeadlockError): void {
   const lines = error.message.split('\n');
@@ -136,6 +91,99 @@ function identOf(t: Thread): number {
   return t.ident;
 }
 
+/** What a thread takes and lets go: a Lock, an RLock, or a Condition (its lock). */
+interface Lockish {
+  acquire(options?: { timeout?: number }): boolean;
+  release(): void;
+}
+
+// Thread targets shared by several tests: self-contained (sent to the thread as source text),
+// everything they use comes in their args.
+
+/**
+ * One side of an AB/BA: takes `mine` (`depth` times), says so on `has`, then takes `theirs`
+ * (with `timeout`: -1 for none), which another thread holds: sleeps until that one releases it.
+ * Lets both go, and returns 'ended normally' (false: its timed wait timed out).
+ */
+const takeMineThenTheirs = (mine: Lockish, theirs: Lockish, has: Event, depth: number, timeout: number) => {
+  for (let i = 0; i < depth; i++) mine.acquire();
+  has.set();
+  const got = theirs.acquire({ timeout });
+  if (got) theirs.release();
+  for (let i = 0; i < depth; i++) mine.release();
+  return got && 'ended normally';
+};
+
+/**
+ * Takes `first`, says so on `has`, waits for `go`, then takes `second`: returns the error that
+ * wait threw (`first` let go), or 'ended normally'.
+ */
+const takeFirstThenOnGoSecond = (first: Lock, second: Lock, has: Event, go: Event) => {
+  first.acquire();
+  has.set();
+  go.wait();
+  try {
+    second.acquire();
+  } catch (error) {
+    first.release();
+    return error;
+  }
+  second.release();
+  first.release();
+  return 'ended normally';
+};
+
+/**
+ * Holds `m` and waits on `cond`: returns what the wait returned (or threw), then lets `m` go.
+ */
+const waitOnCondHoldingM = (cond: Condition, m: Lock) => {
+  m.acquire();
+  cond.acquire();
+  let outcome: unknown;
+  try {
+    try {
+      outcome = cond.wait();
+    } catch (error) {
+      outcome = error;
+    }
+  } finally {
+    cond.release(); // the usual pattern: the wait returns (or throws) with the lock held
+  }
+  if (m.locked()) m.release(); // (unless a notifier had to break the cycle: see there)
+  return outcome;
+};
+
+/**
+ * An AB/BA, the thread's side first: the main thread takes `a` (`depth` times), then thread
+ * `name` takes `b` (`depth` times) and wants `a` (takeMineThenTheirs, with `timeout`), and
+ * sleeps on it in a wait of `kind`: it parked first, so a wait of the main thread's on `b`
+ * closes the cycle. With `body`, runs it then, releases `a` whatever happens, and joins the
+ * thread; without, leaves the thread asleep and `a` held. Returns the thread.
+ */
+function abba(name: string, a: Lockish, b: Lockish, options: { depth?: number; timeout?: number; kind?: string }, body?: (t: Thread) => void): Thread {
+  const { depth = 1, timeout = -1, kind = 'Lock' } = options;
+  const releaseA = () => {
+    for (let i = 0; i < depth; i++) a.release();
+  };
+  const hasB = new Event();
+  const t = new Thread({ name, target: takeMineThenTheirs, args: [b, a, hasB, depth, timeout] });
+  for (let i = 0; i < depth; i++) a.acquire();
+  t.start();
+  try {
+    hasB.wait();
+    untilAsleepIn(name, kind);
+    body?.(t);
+  } catch (error) {
+    releaseA();
+    throw error;
+  }
+  if (body !== undefined) {
+    releaseA();
+    t.join();
+  }
+  return t;
+}
+
 describe('configureThreads({ deadlockDetection })', () => {
   it("accepts 'off', 'warn' and 'raise', and nothing else", () => {
     for (const mode of ['off', 'warn', 'raise', 'off'] as const) configureThreads({ deadlockDetection: mode });
@@ -150,24 +198,9 @@ describe('Lock cycles', () => {
     await detecting('raise', () => {
       const a = new Lock();
       const b = new Lock();
-      const hasB = new Event();
-      const t = new Thread({
-        name: 'dl-ab',
-        args: [a, b, hasB],
-        target: (a: Lock, b: Lock, hasB: Event) => {
-          b.acquire();
-          hasB.set();
-          a.acquire(); // the main thread holds A: sleeps until it releases it
-          a.release();
-          b.release();
-          return 'ended normally';
-        },
-      });
-      a.acquire();
-      t.start();
-      try {
-        hasB.wait();
-        untilWaiting('dl-ab', 'Lock');
+      // The thread holds B and wants A, which the main thread holds: it sleeps until the main
+      // thread releases A.
+      const t = abba('dl-ab', a, b, {}, (t) => {
         const error = asDeadlock(thrownBy(() => b.acquire()));
         const main = mainThread();
         assert.deepEqual(names(error), ['MainThread', 'dl-ab'], 'the thread that closes the cycle comes first');
@@ -189,10 +222,7 @@ describe('Lock cycles', () => {
         // The main thread did not sleep and did not take B; the thread still waits.
         assert.ok(b.locked());
         assert.ok(t.isAlive());
-      } finally {
-        a.release();
-      }
-      t.join();
+      });
       assert.equal(t.result, 'ended normally');
       assert.ok(!a.locked() && !b.locked());
       // Nothing stays armed: the same locks, taken in order, work as before.
@@ -206,27 +236,13 @@ describe('Lock cycles', () => {
       const locks = [new Lock(), new Lock(), new Lock()];
       const has = [new Event(), new Event(), new Event()];
       const go = [new Event(), new Event(), new Event()];
-      const target = (first: Lock, second: Lock, has: Event, go: Event) => {
-        first.acquire();
-        has.set();
-        go.wait();
-        try {
-          second.acquire();
-        } catch (error) {
-          first.release();
-          return error;
-        }
-        second.release();
-        first.release();
-        return 'ended normally';
-      };
-      const threads = ['dl3-A', 'dl3-B', 'dl3-C'].map((name, i) => new Thread({ name, target, args: [locks[i]!, locks[(i + 1) % 3]!, has[i]!, go[i]!] }));
+      const threads = ['dl3-A', 'dl3-B', 'dl3-C'].map((name, i) => new Thread({ name, target: takeFirstThenOnGoSecond, args: [locks[i]!, locks[(i + 1) % 3]!, has[i]!, go[i]!] }));
       for (const t of threads) t.start();
       for (const e of has) e.wait();
       go[0]!.set();
-      untilWaiting('dl3-A', 'Lock'); // A waits for L2 (B holds it)
+      untilAsleepIn('dl3-A', 'Lock'); // A waits for L2 (B holds it)
       go[1]!.set();
-      untilWaiting('dl3-B', 'Lock'); // B waits for L3 (C holds it)
+      untilAsleepIn('dl3-B', 'Lock'); // B waits for L3 (C holds it)
       go[2]!.set(); // C wants L1 (A holds it): C closes the cycle
       for (const t of threads) t.join();
       assert.equal(threads[0]!.result, 'ended normally');
@@ -258,42 +274,14 @@ describe('Lock cycles', () => {
       const hasA = new Event();
       const hasB = new Event();
       const wake = new Event();
-      const t1 = new Thread({
-        name: 'dl-late-1',
-        args: [a, b, hasA, wake],
-        target: (a: Lock, b: Lock, hasA: Event, wake: Event) => {
-          a.acquire();
-          hasA.set();
-          wake.wait();
-          try {
-            b.acquire();
-          } catch (error) {
-            a.release();
-            return error;
-          }
-          b.release();
-          a.release();
-          return 'ended normally';
-        },
-      });
-      const t2 = new Thread({
-        name: 'dl-late-2',
-        args: [a, b, hasB],
-        target: (a: Lock, b: Lock, hasB: Event) => {
-          b.acquire();
-          hasB.set();
-          a.acquire();
-          a.release();
-          b.release();
-          return 'ended normally';
-        },
-      });
+      const t1 = new Thread({ name: 'dl-late-1', target: takeFirstThenOnGoSecond, args: [a, b, hasA, wake] });
+      const t2 = new Thread({ name: 'dl-late-2', target: takeMineThenTheirs, args: [b, a, hasB, 1, -1] });
       t1.start();
       hasA.wait();
-      untilWaiting('dl-late-1', 'Event');
+      untilAsleepIn('dl-late-1', 'Event');
       t2.start();
       hasB.wait();
-      const asleep = untilWaiting('dl-late-2', 'Lock');
+      const asleep = untilAsleepIn('dl-late-2', 'Lock');
       assert.equal(asleep.waitingOn?.owner, identOf(t1));
       assert.ok(t2.isAlive(), 'T2 sleeps: T1 waits on an Event, nobody in particular');
       wake.set();
@@ -314,44 +302,18 @@ describe('RLock and a Condition’s lock', () => {
     await detecting('raise', () => {
       const a = new RLock();
       const b = new RLock();
-      const hasB = new Event();
-      const t = new Thread({
-        name: 'dl-rlock',
-        args: [a, b, hasB],
-        target: (a: RLock, b: RLock, hasB: Event) => {
-          b.acquire();
-          b.acquire();
-          hasB.set();
-          a.acquire();
-          a.release();
-          b.release();
-          b.release();
-          return 'ended normally';
-        },
-      });
-      a.acquire();
-      a.acquire();
-      t.start();
-      try {
-        hasB.wait();
-        untilWaiting('dl-rlock', 'RLock');
+      // Both sides take their RLock twice.
+      const t = abba('dl-rlock', a, b, { depth: 2, kind: 'RLock' }, (t) => {
         const error = asDeadlock(thrownBy(() => b.acquire()));
         assert.deepEqual(names(error), ['MainThread', 'dl-rlock']);
-        assert.deepEqual(
-          error.cycle.map((s) => [s.waitingOn?.kind, s.waitingOn?.owner]),
-          [
-            ['RLock', identOf(t)],
-            ['RLock', mainThread().ident],
-          ],
-        );
+        assert.deepEqual(waits(error), [
+          ['RLock', identOf(t)],
+          ['RLock', mainThread().ident],
+        ]);
         checkMessage(error);
         // The failed acquire added no level: two releases free A.
         assert.throws(() => b.release(), ThreadError, 'the main thread does not own B');
-      } finally {
-        a.release();
-        a.release();
-      }
-      t.join();
+      });
       assert.equal(t.result, 'ended normally');
       assert.ok(!a.locked() && !b.locked());
     });
@@ -361,24 +323,8 @@ describe('RLock and a Condition’s lock', () => {
     await detecting('raise', () => {
       const cond = new Condition(); // an RLock
       const m = new Lock();
-      const holds = new Event();
-      const t = new Thread({
-        name: 'dl-cond-acquire',
-        args: [cond, m, holds],
-        target: (cond: Condition, m: Lock, holds: Event) => {
-          cond.acquire();
-          holds.set();
-          m.acquire();
-          m.release();
-          cond.release();
-          return 'ended normally';
-        },
-      });
-      m.acquire();
-      t.start();
-      try {
-        holds.wait();
-        untilWaiting('dl-cond-acquire', 'Lock');
+      // The thread holds the Condition's lock and wants M, which the main thread holds.
+      const t = abba('dl-cond-acquire', m, cond, {}, (t) => {
         const error = asDeadlock(thrownBy(() => cond.acquire()));
         assert.deepEqual(names(error), ['MainThread', 'dl-cond-acquire']);
         assert.equal(error.cycle[0]!.waitingOn?.kind, 'RLock');
@@ -387,10 +333,7 @@ describe('RLock and a Condition’s lock', () => {
         assert.equal(error.cycle[1]!.waitingOn?.kind, 'Lock');
         assert.equal(error.cycle[1]!.waitingOn.owner, mainThread().ident);
         checkMessage(error);
-      } finally {
-        m.release();
-      }
-      t.join();
+      });
       assert.equal(t.result, 'ended normally');
       assert.ok(!cond.lock.locked());
     });
@@ -403,39 +346,21 @@ describe('RLock and a Condition’s lock', () => {
         const cond = new Condition(new LockClass());
         const m = new Lock();
         const name = `dl-cond-wait-${kind}`;
-        const t = new Thread({
-          name,
-          args: [cond, m],
-          target: (cond: Condition, m: Lock) => {
-            m.acquire();
-            cond.acquire();
-            let notified: boolean;
-            try {
-              notified = cond.wait();
-            } finally {
-              cond.release();
-            }
-            m.release();
-            return notified;
-          },
-        });
+        const t = new Thread({ name, args: [cond, m], target: waitOnCondHoldingM });
         t.start();
-        untilWaiting(name, 'Condition');
+        untilAsleepIn(name, 'Condition');
         cond.acquire();
         try {
           cond.notify();
           // The waiter wakes and sleeps again, now to take the lock back from the main thread.
-          const waiter = untilWaiting(name, kind);
+          const waiter = untilAsleepIn(name, kind);
           assert.equal(waiter.waitingOn?.owner, mainThread().ident);
           const error = asDeadlock(thrownBy(() => m.acquire()));
           assert.deepEqual(names(error), ['MainThread', name]);
-          assert.deepEqual(
-            error.cycle.map((s) => [s.waitingOn?.kind, s.waitingOn?.owner]),
-            [
-              ['Lock', identOf(t)],
-              [kind, mainThread().ident],
-            ],
-          );
+          assert.deepEqual(waits(error), [
+            ['Lock', identOf(t)],
+            [kind, mainThread().ident],
+          ]);
           assert.equal(error.cycle[1]!.waitingOn?.object, String(cond.lock));
           checkMessage(error);
         } finally {
@@ -456,26 +381,7 @@ describe('RLock and a Condition’s lock', () => {
         // waiter's finally would then release the Lock the main thread holds.)
         const cond = new Condition(new Lock());
         const m = new Lock();
-        const waiter = new Thread({
-          name: 'dl-cond-raise-waiter',
-          args: [cond, m],
-          target: (cond: Condition, m: Lock) => {
-            m.acquire();
-            cond.acquire();
-            let outcome: unknown;
-            try {
-              try {
-                outcome = cond.wait();
-              } catch (error) {
-                outcome = error;
-              }
-            } finally {
-              cond.release(); // the usual pattern: the wait returns (or throws) with the lock held
-            }
-            if (m.locked()) m.release(); // (unless the notifier had to break the cycle: see there)
-            return outcome;
-          },
-        });
+        const waiter = new Thread({ name: 'dl-cond-raise-waiter', args: [cond, m], target: waitOnCondHoldingM });
         // Notifies once the main thread sleeps on M (a Lock's Condition: any thread may notify
         // while the lock is held), so that the waiter is the last to park: taking its lock
         // back closes the cycle. If the two then stay asleep in it (the wait neither raised
@@ -485,15 +391,9 @@ describe('RLock and a Condition’s lock', () => {
           args: [cond, m],
           target: async (cond: Condition, m: Lock) => {
             const { dumpThreads, sleep } = await import('threadkit');
-            const { readFileSync } = await import('node:fs');
+            const { untilAsleepIn } = await import('./helpers/waiting.js');
             // The main thread's record, and its OS thread asleep (twice in a row): its look is over.
-            const mainAsleep = () => {
-              const main = dumpThreads().threads.find((s) => s.name === 'MainThread');
-              if (main?.waitingOn?.kind !== 'Lock') return false;
-              const stat = readFileSync(`/proc/self/task/${main.nativeId}/stat`, 'utf8');
-              return stat.slice(stat.lastIndexOf(')') + 2).startsWith('S');
-            };
-            for (let streak = 0; streak < 2; sleep(1)) streak = mainAsleep() ? streak + 1 : 0;
+            untilAsleepIn('MainThread', 'Lock');
             cond.notify();
             let asleep = 0;
             for (let i = 0; i < 20_000; i++) {
@@ -512,7 +412,7 @@ describe('RLock and a Condition’s lock', () => {
           },
         });
         waiter.start();
-        untilWaiting('dl-cond-raise-waiter', 'Condition');
+        untilAsleepIn('dl-cond-raise-waiter', 'Condition');
         cond.acquire();
         let mainStillHolds: boolean;
         let mainGot: unknown;
@@ -575,7 +475,7 @@ describe('join', () => {
       first.start();
       second.start();
       mailbox.put(second);
-      const joining = untilWaiting('dl-join-1', 'join');
+      const joining = untilAsleepIn('dl-join-1', 'join');
       assert.equal(joining.waitingOn?.owner, identOf(second));
       go.set();
       first.join();
@@ -583,13 +483,10 @@ describe('join', () => {
       assert.equal(first.result, 'joined dl-join-2');
       const error = asDeadlock(second.result);
       assert.deepEqual(names(error), ['dl-join-2', 'dl-join-1']);
-      assert.deepEqual(
-        error.cycle.map((s) => [s.waitingOn?.kind, s.waitingOn?.owner]),
-        [
-          ['join', identOf(first)],
-          ['join', identOf(second)],
-        ],
-      );
+      assert.deepEqual(waits(error), [
+        ['join', identOf(first)],
+        ['join', identOf(second)],
+      ]);
       checkMessage(error);
     });
   });
@@ -599,17 +496,11 @@ describe('join', () => {
       const t = new Thread({
         name: 'dl-join-main',
         target: async () => {
-          const { dumpThreads, mainThread, sleep } = await import('threadkit');
-          const { readFileSync } = await import('node:fs');
+          const { mainThread } = await import('threadkit');
+          const { untilAsleepIn } = await import('./helpers/waiting.js');
           // Until the main thread sleeps in its join (its record, and its OS thread asleep twice
           // in a row: its look is over), so that this thread closes the cycle.
-          const mainAsleep = () => {
-            const main = dumpThreads().threads.find((s) => s.name === 'MainThread');
-            if (main?.waitingOn?.kind !== 'join') return false;
-            const stat = readFileSync(`/proc/self/task/${main.nativeId}/stat`, 'utf8');
-            return stat.slice(stat.lastIndexOf(')') + 2).startsWith('S');
-          };
-          for (let streak = 0; streak < 2; sleep(1)) streak = mainAsleep() ? streak + 1 : 0;
+          untilAsleepIn('MainThread', 'join');
           try {
             mainThread().join();
           } catch (error) {
@@ -622,13 +513,10 @@ describe('join', () => {
       t.join(); // no error here: the main thread parked first
       const error = asDeadlock(t.result);
       assert.deepEqual(names(error), ['dl-join-main', 'MainThread']);
-      assert.deepEqual(
-        error.cycle.map((s) => [s.waitingOn?.kind, s.waitingOn?.owner]),
-        [
-          ['join', mainThread().ident],
-          ['join', identOf(t)],
-        ],
-      );
+      assert.deepEqual(waits(error), [
+        ['join', mainThread().ident],
+        ['join', identOf(t)],
+      ]);
       checkMessage(error);
     });
   });
@@ -700,7 +588,7 @@ describe('futures: CPython’s documented ThreadPoolExecutor deadlocks', () => {
         running.acquire();
         bothRunning.set();
         goFirst.set();
-        untilWaiting(firstName, 'Future');
+        untilAsleepIn(firstName, 'Future');
         goLast.set();
         // (wait(): a wait with no holder, so the main thread cannot see the pool's cycle itself.)
         wait(futures);
@@ -809,56 +697,17 @@ describe('waits that cannot close a cycle', () => {
     await detecting('raise', () => {
       const a = new Lock();
       const b = new Lock();
-      const hasB = new Event();
       // The thread's wait has no timeout; the main thread's, closing the cycle, has one.
-      const forever = new Thread({
-        name: 'dl-timed-1',
-        args: [a, b, hasB],
-        target: (a: Lock, b: Lock, hasB: Event) => {
-          b.acquire();
-          hasB.set();
-          a.acquire();
-          a.release();
-          b.release();
-        },
-      });
-      a.acquire();
-      forever.start();
-      try {
-        hasB.wait();
-        untilWaiting('dl-timed-1', 'Lock');
+      abba('dl-timed-1', a, b, {}, () => {
         assert.equal(b.acquire({ timeout: 50 }), false);
-      } finally {
-        a.release();
-      }
-      forever.join();
+      });
 
       // The thread's wait has a timeout; the main thread's, closing the cycle, has none: it
       // sleeps until the thread gives up and releases B.
-      hasB.clear();
-      const timed = new Thread({
-        name: 'dl-timed-2',
-        args: [a, b, hasB],
-        target: (a: Lock, b: Lock, hasB: Event) => {
-          b.acquire();
-          hasB.set();
-          const got = a.acquire({ timeout: 200 });
-          if (got) a.release();
-          b.release();
-          return got;
-        },
-      });
-      a.acquire();
-      timed.start();
-      try {
-        hasB.wait();
-        untilWaiting('dl-timed-2', 'Lock');
+      const timed = abba('dl-timed-2', a, b, { timeout: 200 }, () => {
         assert.equal(b.acquire(), true);
         b.release();
-      } finally {
-        a.release();
-      }
-      timed.join();
+      });
       assert.equal(timed.result, false);
     });
   });
@@ -868,35 +717,17 @@ describe('waits that cannot close a cycle', () => {
       // RLock: the main thread holds A, the thread holds B and waits on A.
       const a = new RLock();
       const b = new RLock();
-      const hasB = new Event();
-      const t = new Thread({
-        name: 'dl-timed-rlock',
-        args: [a, b, hasB],
-        target: (a: RLock, b: RLock, hasB: Event) => {
-          b.acquire();
-          hasB.set();
-          a.acquire();
-          a.release();
-          b.release();
-        },
-      });
-      a.acquire();
-      t.start();
-      try {
-        hasB.wait();
-        untilWaiting('dl-timed-rlock', 'RLock');
+      abba('dl-timed-rlock', a, b, { kind: 'RLock' }, () => {
         assert.equal(b.acquire({ timeout: 50 }), false);
-      } finally {
-        a.release();
-      }
-      t.join();
+      });
 
       // join: the main thread joins the thread (no timeout), the thread joins the main thread with one.
       const joiner = new Thread({
         name: 'dl-timed-join',
         target: async () => {
-          const { dumpThreads, mainThread, sleep } = await import('threadkit');
-          while (dumpThreads().threads.find((s) => s.name === 'MainThread')?.waitingOn?.kind !== 'join') sleep(1);
+          const { mainThread } = await import('threadkit');
+          const { untilAsleepIn } = await import('./helpers/waiting.js');
+          untilAsleepIn('MainThread', 'join');
           mainThread().join(50);
           return mainThread().isAlive();
         },
@@ -962,8 +793,8 @@ describe('waits that cannot close a cycle', () => {
           name: `${name}-waker`,
           args: [thing, kind],
           target: async (thing: unknown, kind: string) => {
-            const { dumpThreads, sleep } = await import('threadkit');
-            while (dumpThreads().threads.find((s) => s.name === 'MainThread')?.waitingOn?.kind !== 'Lock') sleep(1);
+            const { untilAsleepIn } = await import('./helpers/waiting.js');
+            untilAsleepIn('MainThread', 'Lock');
             if (kind === 'Event') (thing as { set(): void }).set();
             else if (kind === 'Queue') (thing as { put(x: unknown): void }).put('wake up');
             else if (kind === 'Semaphore') (thing as { release(): void }).release();
@@ -977,7 +808,7 @@ describe('waits that cannot close a cycle', () => {
         });
         holder.start();
         holds.wait();
-        untilWaiting(name, waitingAs);
+        untilAsleepIn(name, waitingAs);
         waker.start();
         assert.equal(lock.acquire(), true);
         lock.release();
@@ -994,34 +825,10 @@ describe("deadlockDetection: 'off' (the default)", () => {
     await detecting('off', () => {
       const a = new Lock();
       const b = new Lock();
-      const hasB = new Event();
-      const t = new Thread({
-        name: 'dl-off',
-        args: [a, b, hasB],
-        target: (a: Lock, b: Lock, hasB: Event) => {
-          b.acquire();
-          hasB.set();
-          a.acquire();
-          a.release();
-          b.release();
-          return 'ended normally';
-        },
-      });
       // Releases A (held by the main thread: any thread may release a Lock) once the main
       // thread sleeps on B: the cycle is then broken.
-      const breaker = new Thread({
-        name: 'dl-off-breaker',
-        args: [a],
-        target: async (a: Lock) => {
-          const { dumpThreads, sleep } = await import('threadkit');
-          while (dumpThreads().threads.find((s) => s.name === 'MainThread')?.waitingOn?.kind !== 'Lock') sleep(1);
-          a.release();
-        },
-      });
-      a.acquire();
-      t.start();
-      hasB.wait();
-      untilWaiting('dl-off', 'Lock');
+      const breaker = new Thread({ name: 'dl-off-breaker', target: { module: WAITING, name: 'releaseWhenAsleep' }, args: [a, 'MainThread', 'Lock', 0] });
+      const t = abba('dl-off', a, b, {});
       breaker.start();
       assert.equal(b.acquire(), true, 'no DeadlockError: the wait went on until the cycle was broken');
       b.release();

@@ -9,7 +9,7 @@
  */
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { type SpawnSyncOptionsWithStringEncoding, type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
@@ -38,11 +38,7 @@ import {
   mainThread,
   sleepAsync,
 } from 'threadkit';
-
-/** Every wait in a thread is bounded by this, so that a failing test cannot hang the suite. */
-const LONG = 30_000;
-/** How long a test polls for a thread's wait to show before it fails. */
-const POLL_MS = 10_000;
+import { LONG, POLL_MS, joinAll, snapshotOf, until, untilWaiting, withDetectionOff } from './helpers/waiting.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -58,56 +54,140 @@ function start<R = unknown>(name: string, target: (...args: never[]) => unknown,
   return t;
 }
 
-function snapshotOf(dump: ThreadDump, ident: number | undefined): ThreadSnapshot | undefined {
-  return dump.threads.find((t) => t.ident === ident);
+// Thread targets shared by several tests: self-contained (sent to the thread as source text),
+// everything they use comes in their args. Each says so on `ready` just before it blocks.
+
+/** Waits for `gate` (bounded): 'released', or 'timed out'. */
+const waitForGate = (ready: Event, gate: Event, long: number) => (ready.set(), gate.wait(long) ? 'released' : 'timed out');
+
+/** Takes `lock` (`depth` times), then waits for `gate` (bounded), and lets the lock go. */
+const holdUntilGate = (ready: Event, lock: Lock | RLock, depth: number, gate: Event, long: number) => {
+  for (let i = 0; i < depth; i++) lock.acquire();
+  ready.set();
+  gate.wait(long);
+  for (let i = 0; i < depth; i++) lock.release();
+};
+
+/** Takes `lock` (sleeps until its holder lets it go) and lets it go. */
+const takeLock = (ready: Event, lock: Lock | RLock) => {
+  ready.set();
+  lock.acquire();
+  lock.release();
+};
+
+/** Waits for the future's result, and returns it. */
+const resultOf = (ready: Event, future: Future<string>) => (ready.set(), future.result());
+
+/** What a test saw of a blocked thread: the dump in which its wait showed, and its snapshot there. */
+interface Shown {
+  dump: ThreadDump;
+  snapshot: ThreadSnapshot;
 }
 
 /**
- * Polls dumpThreads() until `thread` shows a wait of `kind` (and `more`, when given, holds of
- * the dump), and returns that dump and the thread's snapshot; fails, printing the last dump,
- * if it does not show within POLL_MS.
+ * One thread in a blocking call: starts a thread named uniqueName(`what`) on
+ * `target(ready, ...args)`, which sets `ready` just before its blocking call; waits until it
+ * started and its wait of `kind` shows (and `more`, when given), and runs `check` on that.
+ * Then, whatever happened, `release()` ends its wait and the thread is joined. Returns the
+ * thread, ended, for its result.
  */
-async function untilWaiting(thread: Thread | number, kind: string, more: (s: ThreadSnapshot, d: ThreadDump) => boolean = () => true): Promise<{ dump: ThreadDump; snapshot: ThreadSnapshot }> {
-  const ident = typeof thread === 'number' ? thread : thread.ident;
-  assert.ok(ident !== undefined, 'the thread has started');
-  const deadline = performance.now() + POLL_MS;
-  for (;;) {
-    const dump = dumpThreads();
-    const snapshot = snapshotOf(dump, ident);
-    if (snapshot?.waitingOn?.kind === kind && more(snapshot, dump)) return { dump, snapshot };
-    if (performance.now() > deadline) {
-      assert.fail(`thread ${ident} never showed a wait on ${kind} within ${POLL_MS} ms; its snapshot: ${JSON.stringify(snapshot)}\nlast dump:\n${dump.toString()}`);
-    }
-    await sleepAsync(2);
-  }
-}
-
-/** Waits (in the main thread, without blocking its event loop) until `event` is set. */
-async function until(event: Event, what: string): Promise<void> {
-  assert.equal(await event.waitAsync({ timeout: LONG }), true, `${what} within ${LONG} ms`);
-}
-
-/** Joins each thread (bounded) and checks it ended. */
-function joinAll(...threads: Thread[]): void {
-  for (const t of threads) {
-    t.join(LONG);
-    assert.equal(t.isAlive(), false, `${t.name} ended`);
-  }
-}
-
-/**
- * Runs `body` with deadlock detection off (the default, but the environment may set it:
- * THREADKIT_DEADLOCK_DETECTION), so that the threads of a cycle go to sleep and the cycle stays
- * for a dump to find; the mode from the environment is restored after.
- */
-async function withDetectionOff<T>(body: () => Promise<T> | T): Promise<T> {
-  const detection = (process.env.THREADKIT_DEADLOCK_DETECTION || 'off') as 'off' | 'warn' | 'raise';
-  configureThreads({ deadlockDetection: 'off' });
+async function blocked<R>(spec: {
+  what: string;
+  target: (ready: Event, ...args: never[]) => R;
+  args: unknown[];
+  kind: string;
+  more?: (s: ThreadSnapshot, d: ThreadDump) => boolean;
+  daemon?: boolean;
+  check: (shown: Shown, t: Thread<Awaited<R>>) => void | Promise<void>;
+  release: () => unknown;
+}): Promise<Thread<Awaited<R>>> {
+  const ready = new Event();
+  const t = start<Awaited<R>>(uniqueName(spec.what), spec.target, [ready, ...spec.args], spec.daemon);
   try {
-    return await body();
+    await until(ready, `${t.name} started`);
+    await spec.check(await untilWaiting(t, spec.kind, spec.more), t);
   } finally {
-    configureThreads({ deadlockDetection: detection });
+    spec.release();
+    joinAll(t);
   }
+  return t;
+}
+
+/**
+ * A thread `what`-holder that holds `lock` (`depth` times) until the test is over, and a thread
+ * `what`-waiter that waits for it: `check` runs once the waiter's wait of `kind` shows.
+ */
+async function heldAndWaitedFor(what: string, lock: Lock | RLock, depth: number, kind: string, check: (shown: Shown, holder: Thread) => void): Promise<void> {
+  const holding = new Event();
+  const gate = new Event();
+  const holder = start(uniqueName(`${what}-holder`), holdUntilGate, [holding, lock, depth, gate, LONG]);
+  try {
+    await until(holding, `the holder took the ${what}`);
+    await blocked({ what: `${what}-waiter`, target: takeLock, args: [lock], kind, check: (shown) => check(shown, holder), release: () => gate.set() });
+  } finally {
+    gate.set();
+    joinAll(holder);
+  }
+}
+
+/**
+ * A one-thread pool (thread names starting with uniqueName(`what`)) whose thread runs a task
+ * that waits for a gate: `body` runs once the task runs, and the pool is shut down after,
+ * whatever happens.
+ */
+async function withBusyPool(what: string, body: (pool: ThreadPoolExecutor, prefix: string, gate: Event, task: Future<string>) => Promise<void>): Promise<void> {
+  const prefix = uniqueName(what);
+  const pool = new ThreadPoolExecutor({ maxWorkers: 1, threadNamePrefix: prefix });
+  const gate = new Event();
+  const running = new Event();
+  try {
+    const task = pool.submit(waitForGate, running, gate, LONG);
+    await until(running, 'the task started');
+    await body(pool, prefix, gate, task);
+  } finally {
+    gate.set();
+    pool.shutdown({ wait: true });
+  }
+}
+
+/**
+ * Two threads in an AB/BA on two Locks: `${what}ab` runs target(a, b, readyA, go, LONG) and
+ * `${what}ba` target(b, a, readyB, go, LONG); `letGo()` waits until each holds its first lock,
+ * then sets `go`.
+ */
+function abba<R>(what: string, target: (mine: Lock, other: Lock, ready: Event, go: Event, long: number) => R) {
+  const a = new Lock();
+  const b = new Lock();
+  const go = new Event();
+  const readyA = new Event();
+  const readyB = new Event();
+  const first = start<R>(uniqueName(`${what}ab`), target, [a, b, readyA, go, LONG]);
+  const second = start<R>(uniqueName(`${what}ba`), target, [b, a, readyB, go, LONG]);
+  const letGo = async (): Promise<void> => {
+    await until(readyA, `${what}ab took a`);
+    await until(readyB, `${what}ba took b`);
+    go.set();
+  };
+  return { a, b, go, first, second, letGo };
+}
+
+/** Runs test/fixtures/`fixture` in a child process of its own (SIGTERM after 60 s: it hung). */
+function runFixture(fixture: string, args: string[] = [], options: Partial<SpawnSyncOptionsWithStringEncoding> = {}): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, ['--import', 'tsx', `test/fixtures/${fixture}`, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, killSignal: 'SIGTERM', ...options });
+}
+
+/** How a child process ended and what it printed, for assertion messages. */
+const shownOf = (run: SpawnSyncReturns<string>, stderr = run.stderr): string => `status ${run.status} signal ${run.signal}\n--- stdout ---\n${run.stdout}--- stderr ---\n${stderr}`;
+
+/** The report a fixture prints as its last line of stdout (JSON). */
+const reportOf = <T>(run: SpawnSyncReturns<string>): T => JSON.parse(run.stdout.trim().split('\n').pop()!) as T;
+
+/** Runs a fixture that must exit 0: its report, and how it ran (for assertion messages). */
+function reportFrom<T>(fixture: string): { report: T; shown: string } {
+  const run = runFixture(fixture);
+  const shown = shownOf(run);
+  assert.equal(run.status, 0, shown);
+  return { report: reportOf<T>(run), shown };
 }
 
 describe('dumpThreads(): the threads', () => {
@@ -115,8 +195,8 @@ describe('dumpThreads(): the threads', () => {
     const gate = new Event();
     const readyA = new Event();
     const readyB = new Event();
-    const a = start(uniqueName('plain'), (r: Event, g: Event, long: number) => (r.set(), g.wait(long)), [readyA, gate, LONG]);
-    const b = start(uniqueName('daemon'), (r: Event, g: Event, long: number) => (r.set(), g.wait(long)), [readyB, gate, LONG], true);
+    const a = start(uniqueName('plain'), waitForGate, [readyA, gate, LONG]);
+    const b = start(uniqueName('daemon'), waitForGate, [readyB, gate, LONG], true);
     try {
       await until(readyA, 'a started');
       await until(readyB, 'b started');
@@ -210,33 +290,7 @@ describe('dumpThreads(): the threads', () => {
 describe('dumpThreads(): what a blocked thread waits on', () => {
   it('Lock: the waiter shows the Lock and its holder; the holder lists it in holding', async () => {
     const lock = new Lock();
-    const holding = new Event();
-    const ready = new Event();
-    const gate = new Event();
-    const holder = start(
-      uniqueName('lock-holder'),
-      (l: Lock, h: Event, g: Event, long: number) => {
-        l.acquire();
-        h.set();
-        g.wait(long);
-        l.release();
-      },
-      [lock, holding, gate, LONG],
-    );
-    let waiter: Thread | undefined;
-    try {
-      await until(holding, 'the holder took the lock');
-      waiter = start(
-        uniqueName('lock-waiter'),
-        (l: Lock, r: Event) => {
-          r.set();
-          l.acquire();
-          l.release();
-        },
-        [lock, ready],
-      );
-      await until(ready, 'the waiter started');
-      const { dump, snapshot } = await untilWaiting(waiter, 'Lock');
+    await heldAndWaitedFor('lock', lock, 1, 'Lock', ({ dump, snapshot }, holder) => {
       assert.equal(snapshot.state, 'waiting');
       assert.equal(snapshot.waitingOn!.object, String(lock));
       assert.match(snapshot.waitingOn!.object, /^<locked threadkit\.Lock object at 0x[0-9a-f]+>$/);
@@ -244,85 +298,42 @@ describe('dumpThreads(): what a blocked thread waits on', () => {
       assert.deepEqual(snapshot.holding, []);
       const h = snapshotOf(dump, holder.ident)!;
       assert.deepEqual(h.holding, [String(lock)]);
-    } finally {
-      gate.set();
-      joinAll(holder, ...(waiter ? [waiter] : []));
-    }
+    });
     assert.equal(lock.locked(), false);
   });
 
   it('Lock held by the main thread: owner is main, and main lists it in holding', async () => {
     const lock = new Lock();
-    const ready = new Event();
     lock.acquire();
-    const waiter = start(
-      uniqueName('lock-waiter-main'),
-      (l: Lock, r: Event) => {
-        r.set();
-        l.acquire();
-        l.release();
+    await blocked({
+      what: 'lock-waiter-main',
+      target: takeLock,
+      args: [lock],
+      kind: 'Lock',
+      check: ({ dump, snapshot }) => {
+        assert.equal(snapshot.waitingOn!.owner, mainThread().ident);
+        assert.ok(dump.threads[0]!.holding.includes(String(lock)), `main holds ${String(lock)}: ${JSON.stringify(dump.threads[0]!.holding)}`);
       },
-      [lock, ready],
-    );
-    try {
-      await until(ready, 'the waiter started');
-      const { dump, snapshot } = await untilWaiting(waiter, 'Lock');
-      assert.equal(snapshot.waitingOn!.owner, mainThread().ident);
-      assert.ok(dump.threads[0]!.holding.includes(String(lock)), `main holds ${String(lock)}: ${JSON.stringify(dump.threads[0]!.holding)}`);
-    } finally {
-      lock.release();
-      joinAll(waiter);
-    }
+      release: () => lock.release(),
+    });
   });
 
   it('RLock: the waiter shows the RLock and its holder', async () => {
     const rlock = new RLock();
-    const holding = new Event();
-    const ready = new Event();
-    const gate = new Event();
-    const holder = start(
-      uniqueName('rlock-holder'),
-      (l: RLock, h: Event, g: Event, long: number) => {
-        l.acquire();
-        l.acquire();
-        h.set();
-        g.wait(long);
-        l.release();
-        l.release();
-      },
-      [rlock, holding, gate, LONG],
-    );
-    let waiter: Thread | undefined;
-    try {
-      await until(holding, 'the holder took the rlock');
-      waiter = start(
-        uniqueName('rlock-waiter'),
-        (l: RLock, r: Event) => {
-          r.set();
-          l.acquire();
-          l.release();
-        },
-        [rlock, ready],
-      );
-      await until(ready, 'the waiter started');
-      const { dump, snapshot } = await untilWaiting(waiter, 'RLock');
+    await heldAndWaitedFor('rlock', rlock, 2, 'RLock', ({ dump, snapshot }, holder) => {
       assert.equal(snapshot.waitingOn!.object, String(rlock));
       assert.match(snapshot.waitingOn!.object, /threadkit\.RLock object owner=\d+ count=2/);
       assert.equal(snapshot.waitingOn!.owner, holder.ident);
       assert.deepEqual(snapshotOf(dump, holder.ident)!.holding, [String(rlock)]);
-    } finally {
-      gate.set();
-      joinAll(holder, ...(waiter ? [waiter] : []));
-    }
+    });
   });
 
   it('Condition.wait: kind Condition, the Condition named; no owner', async () => {
     const cond = new Condition();
-    const ready = new Event();
     const flag = new Event();
-    const t = start(
-      uniqueName('condition'),
-      (c: Condition, r: Event, f: Event, long: number) => {
+    const t = await blocked({
+      what: 'condition',
+      target: (r: Event, c: Condition, f: Event, long: number) => {
         c.acquire();
         try {
           r.set();
@@ -331,286 +342,212 @@ describe('dumpThreads(): what a blocked thread waits on', () => {
           c.release();
         }
       },
-      [cond, ready, flag, LONG],
-    );
-    try {
-      await until(ready, 'the thread started');
-      const { snapshot } = await untilWaiting(t, 'Condition');
-      assert.equal(snapshot.waitingOn!.object, String(cond));
-      assert.equal(snapshot.waitingOn!.owner, undefined);
-      // A dump taken once the wait showed (one that overlapped the release may still list the
-      // lock: see the test "holding and waitingOn are read at one moment" below).
-      const again = snapshotOf(dumpThreads(), t.ident)!;
-      assert.equal(again.waitingOn?.kind, 'Condition');
-      assert.deepEqual(again.holding, [], 'a Condition waiter has released its lock');
-    } finally {
-      flag.set();
-      cond.acquire();
-      cond.notifyAll();
-      cond.release();
-      joinAll(t);
-    }
+      args: [cond, flag, LONG],
+      kind: 'Condition',
+      check: ({ snapshot }, t) => {
+        assert.equal(snapshot.waitingOn!.object, String(cond));
+        assert.equal(snapshot.waitingOn!.owner, undefined);
+        // A dump taken once the wait showed (one that overlapped the release may still list the
+        // lock: see the test "holding and waitingOn are read at one moment" below).
+        const again = snapshotOf(dumpThreads(), t.ident)!;
+        assert.equal(again.waitingOn?.kind, 'Condition');
+        assert.deepEqual(again.holding, [], 'a Condition waiter has released its lock');
+      },
+      release: () => {
+        flag.set();
+        cond.acquire();
+        cond.notifyAll();
+        cond.release();
+      },
+    });
     assert.equal(t.result, true);
   });
 
   it('Semaphore.acquire', async () => {
     const sem = new Semaphore(0);
-    const ready = new Event();
-    const t = start(
-      uniqueName('semaphore'),
-      (s: Semaphore, r: Event, long: number) => {
-        r.set();
-        return s.acquire({ timeout: long });
+    const t = await blocked({
+      what: 'semaphore',
+      target: (r: Event, s: Semaphore, long: number) => (r.set(), s.acquire({ timeout: long })),
+      args: [sem, LONG],
+      kind: 'Semaphore',
+      check: ({ snapshot }) => {
+        assert.equal(snapshot.waitingOn!.object, String(sem));
+        assert.equal(snapshot.waitingOn!.owner, undefined);
       },
-      [sem, ready, LONG],
-    );
-    try {
-      await until(ready, 'the thread started');
-      const { snapshot } = await untilWaiting(t, 'Semaphore');
-      assert.equal(snapshot.waitingOn!.object, String(sem));
-      assert.equal(snapshot.waitingOn!.owner, undefined);
-    } finally {
-      sem.release();
-      joinAll(t);
-    }
+      release: () => sem.release(),
+    });
     assert.equal(t.result, true);
   });
 
   it('Event.wait', async () => {
     const ev = new Event();
-    const ready = new Event();
-    const t = start(
-      uniqueName('event'),
-      (e: Event, r: Event) => {
-        r.set();
-        return e.wait();
+    await blocked({
+      what: 'event',
+      target: (r: Event, e: Event) => (r.set(), e.wait()),
+      args: [ev],
+      kind: 'Event',
+      check: ({ snapshot }) => {
+        assert.equal(snapshot.state, 'waiting');
+        assert.equal(snapshot.waitingOn!.object, String(ev));
+        assert.match(snapshot.waitingOn!.object, /^<threadkit\.Event at 0x[0-9a-f]+: unset>$/);
+        assert.equal(snapshot.waitingOn!.owner, undefined);
       },
-      [ev, ready],
-    );
-    try {
-      await until(ready, 'the thread started');
-      const { snapshot } = await untilWaiting(t, 'Event');
-      assert.equal(snapshot.state, 'waiting');
-      assert.equal(snapshot.waitingOn!.object, String(ev));
-      assert.match(snapshot.waitingOn!.object, /^<threadkit\.Event at 0x[0-9a-f]+: unset>$/);
-      assert.equal(snapshot.waitingOn!.owner, undefined);
-    } finally {
-      ev.set();
-      joinAll(t);
-    }
+      release: () => ev.set(),
+    });
   });
 
   it('Barrier.wait: kind Barrier (not Condition), the Barrier named', async () => {
     const barrier = new Barrier(2);
-    const ready = new Event();
-    const t = start(
-      uniqueName('barrier'),
-      (b: Barrier, r: Event, long: number) => {
-        r.set();
-        return b.wait(long);
+    await blocked({
+      what: 'barrier',
+      target: (r: Event, b: Barrier, long: number) => (r.set(), b.wait(long)),
+      args: [barrier, LONG],
+      kind: 'Barrier',
+      more: (s) => s.waitingOn!.object === String(barrier),
+      check: ({ snapshot }) => {
+        assert.match(snapshot.waitingOn!.object, /^<threadkit\.Barrier at 0x[0-9a-f]+: waiters=1\/2>$/);
       },
-      [barrier, ready, LONG],
-    );
-    try {
-      await until(ready, 'the thread started');
-      const { snapshot } = await untilWaiting(t, 'Barrier', (s) => s.waitingOn!.object === String(barrier));
-      assert.match(snapshot.waitingOn!.object, /^<threadkit\.Barrier at 0x[0-9a-f]+: waiters=1\/2>$/);
-    } finally {
-      barrier.wait(LONG);
-      joinAll(t);
-    }
+      release: () => barrier.wait(LONG),
+    });
   });
 
   it('Queue.get on an empty queue', async () => {
     const q = new Queue<number>();
-    const ready = new Event();
-    const t = start(
-      uniqueName('queue-get'),
-      (q: Queue<number>, r: Event) => {
-        r.set();
-        return q.get();
+    const t = await blocked({
+      what: 'queue-get',
+      target: (r: Event, q: Queue<number>) => (r.set(), q.get()),
+      args: [q],
+      kind: 'Queue.get',
+      check: ({ snapshot }) => {
+        assert.equal(snapshot.waitingOn!.object, String(q));
+        assert.match(snapshot.waitingOn!.object, /^<threadkit\.Queue at 0x[0-9a-f]+: qsize=0\b/);
       },
-      [q, ready],
-    );
-    try {
-      await until(ready, 'the thread started');
-      const { snapshot } = await untilWaiting(t, 'Queue.get');
-      assert.equal(snapshot.waitingOn!.object, String(q));
-      assert.match(snapshot.waitingOn!.object, /^<threadkit\.Queue at 0x[0-9a-f]+: qsize=0\b/);
-    } finally {
-      q.put(7);
-      joinAll(t);
-    }
+      release: () => q.put(7),
+    });
     assert.equal(t.result, 7);
   });
 
   it('Queue.put on a full queue', async () => {
     const q = new Queue<number>(1);
     q.put(1);
-    const ready = new Event();
-    const t = start(
-      uniqueName('queue-put'),
-      (q: Queue<number>, r: Event) => {
-        r.set();
-        q.put(2);
+    await blocked({
+      what: 'queue-put',
+      target: (r: Event, q: Queue<number>) => (r.set(), q.put(2)),
+      args: [q],
+      kind: 'Queue.put',
+      check: ({ snapshot }) => {
+        assert.equal(snapshot.waitingOn!.object, String(q));
+        assert.match(snapshot.waitingOn!.object, /qsize=1\b/);
       },
-      [q, ready],
-    );
-    try {
-      await until(ready, 'the thread started');
-      const { snapshot } = await untilWaiting(t, 'Queue.put');
-      assert.equal(snapshot.waitingOn!.object, String(q));
-      assert.match(snapshot.waitingOn!.object, /qsize=1\b/);
-    } finally {
-      assert.equal(q.get(), 1);
-      joinAll(t);
-      assert.equal(q.get(), 2);
-    }
+      release: () => assert.equal(q.get(), 1),
+    });
+    assert.equal(q.get(), 2);
   });
 
   it('Queue.join', async () => {
     const q = new Queue<number>();
     q.put(1);
-    const ready = new Event();
-    const t = start(
-      uniqueName('queue-join'),
-      (q: Queue<number>, r: Event) => {
-        r.set();
-        q.join();
+    await blocked({
+      what: 'queue-join',
+      target: (r: Event, q: Queue<number>) => (r.set(), q.join()),
+      args: [q],
+      kind: 'Queue.join',
+      check: ({ snapshot }) => {
+        assert.equal(snapshot.waitingOn!.object, String(q));
       },
-      [q, ready],
-    );
-    try {
-      await until(ready, 'the thread started');
-      const { snapshot } = await untilWaiting(t, 'Queue.join');
-      assert.equal(snapshot.waitingOn!.object, String(q));
-    } finally {
-      q.get();
-      q.taskDone();
-      joinAll(t);
-    }
+      release: () => {
+        q.get();
+        q.taskDone();
+      },
+    });
   });
 
   it('Future.result() of a running pool task: kind Future, owner the pool thread; the idle pool thread after', async () => {
-    const prefix = uniqueName('pool');
-    const pool = new ThreadPoolExecutor({ maxWorkers: 1, threadNamePrefix: prefix });
-    const gate = new Event();
-    const running = new Event();
-    const ready = new Event();
-    let t: Thread | undefined;
-    try {
-      const future = pool.submit(
-        (r: Event, g: Event, long: number) => {
-          r.set();
-          return g.wait(long) ? 'released' : 'timed out';
-        },
-        running,
-        gate,
-        LONG,
-      );
-      await until(running, 'the task started');
+    await withBusyPool('pool', async (_pool, prefix, gate, future) => {
       const poolThread = enumerate().find((p) => p.name === `${prefix}_0`);
       assert.ok(poolThread, `the pool thread ${prefix}_0 is listed`);
-      t = start(
-        uniqueName('future-waiter'),
-        (f: Future<string>, r: Event) => {
-          r.set();
-          return f.result();
+      const t = await blocked({
+        what: 'future-waiter',
+        target: resultOf,
+        args: [future],
+        kind: 'Future',
+        check: ({ dump, snapshot }) => {
+          assert.equal(snapshot.waitingOn!.object, String(future));
+          assert.match(snapshot.waitingOn!.object, /state=running>$/);
+          assert.equal(snapshot.waitingOn!.owner, poolThread.ident);
+          assert.equal(snapshotOf(dump, poolThread.ident)!.waitingOn?.kind, 'Event', 'the pool thread waits on the gate');
         },
-        [future, ready],
-      );
-      await until(ready, 'the waiter started');
-      const { dump, snapshot } = await untilWaiting(t, 'Future');
-      assert.equal(snapshot.waitingOn!.object, String(future));
-      assert.match(snapshot.waitingOn!.object, /state=running>$/);
-      assert.equal(snapshot.waitingOn!.owner, poolThread.ident);
-      assert.equal(snapshotOf(dump, poolThread.ident)!.waitingOn?.kind, 'Event', 'the pool thread waits on the gate');
-      gate.set();
-      joinAll(t);
+        release: () => gate.set(),
+      });
       assert.equal(t.result, 'released');
       // Its task done, the pool thread waits for work.
       const idle = await untilWaiting(poolThread.ident!, 'work (an idle pool thread)');
       assert.equal(idle.snapshot.waitingOn!.object, '');
       assert.equal(idle.snapshot.waitingOn!.owner, undefined);
-    } finally {
-      gate.set();
-      pool.shutdown({ wait: true });
-      if (t) joinAll(t);
-    }
+    });
   });
 
   it('futures wait(): kind wait', async () => {
     const future = new Future<number>();
-    const ready = new Event();
-    const t = start(
-      uniqueName('futures-wait'),
-      async (f: Future<number>, r: Event, long: number) => {
+    const t = await blocked({
+      what: 'futures-wait',
+      target: async (r: Event, f: Future<number>, long: number) => {
         const { wait } = await import('threadkit');
         r.set();
         return wait([f], { timeout: long }).done.size;
       },
-      [future, ready, LONG],
-    );
-    try {
-      await until(ready, 'the thread started');
-      const { snapshot } = await untilWaiting(t, 'wait');
-      assert.equal(snapshot.state, 'waiting');
-    } finally {
-      future.setResult(1);
-      joinAll(t);
-    }
+      args: [future, LONG],
+      kind: 'wait',
+      check: ({ snapshot }) => {
+        assert.equal(snapshot.state, 'waiting');
+      },
+      release: () => future.setResult(1),
+    });
     assert.equal(t.result, 1);
   });
 
   it('Thread.join: kind join, the object names the thread, owner its ident', async () => {
     const gate = new Event();
     const readyJoined = new Event();
-    const ready = new Event();
-    const joined = start(uniqueName('joined'), (r: Event, g: Event, long: number) => (r.set(), g.wait(long)), [readyJoined, gate, LONG]);
-    let joiner: Thread | undefined;
+    const joined = start(uniqueName('joined'), waitForGate, [readyJoined, gate, LONG]);
     try {
       await until(readyJoined, 'the joined thread started');
-      joiner = start(
-        uniqueName('joiner'),
-        (other: Thread, r: Event) => {
-          r.set();
-          other.join();
+      await blocked({
+        what: 'joiner',
+        target: (r: Event, other: Thread) => (r.set(), other.join()),
+        args: [joined],
+        kind: 'join',
+        check: ({ snapshot }) => {
+          assert.match(snapshot.waitingOn!.object, /thread/);
+          assert.ok(snapshot.waitingOn!.object.includes(joined.name), `the join names the thread: ${snapshot.waitingOn!.object}`);
+          assert.equal(snapshot.waitingOn!.owner, joined.ident);
         },
-        [joined, ready],
-      );
-      await until(ready, 'the joiner started');
-      const { snapshot } = await untilWaiting(joiner, 'join');
-      assert.match(snapshot.waitingOn!.object, /thread/);
-      assert.ok(snapshot.waitingOn!.object.includes(joined.name), `the join names the thread: ${snapshot.waitingOn!.object}`);
-      assert.equal(snapshot.waitingOn!.owner, joined.ident);
+        release: () => gate.set(),
+      });
     } finally {
       gate.set();
-      joinAll(joined, ...(joiner ? [joiner] : []));
+      joinAll(joined);
     }
   });
 
   it('sleep: kind sleep, no object', async () => {
     const stop = new Event();
-    const ready = new Event();
-    const t = start(
-      uniqueName('sleeper'),
-      async (s: Event, r: Event) => {
+    await blocked({
+      what: 'sleeper',
+      target: async (r: Event, s: Event) => {
         const { sleep } = await import('threadkit');
         r.set();
         while (!s.isSet()) sleep(20);
       },
-      [stop, ready],
-    );
-    try {
-      await until(ready, 'the thread started');
-      const { snapshot } = await untilWaiting(t, 'sleep');
-      assert.equal(snapshot.state, 'waiting');
-      assert.equal(snapshot.waitingOn!.object, '');
-      assert.equal(snapshot.waitingOn!.owner, undefined);
-    } finally {
-      stop.set();
-      joinAll(t);
-    }
+      args: [stop],
+      kind: 'sleep',
+      check: ({ snapshot }) => {
+        assert.equal(snapshot.state, 'waiting');
+        assert.equal(snapshot.waitingOn!.object, '');
+        assert.equal(snapshot.waitingOn!.owner, undefined);
+      },
+      release: () => stop.set(),
+    });
   });
 
   it('a Promise wait is not recorded: a thread awaiting Event.waitAsync() shows no waitingOn', async () => {
@@ -643,10 +580,10 @@ describe('dumpThreads(): what a blocked thread waits on', () => {
 
   it("a Condition waiter woken while another thread holds the Condition's lock shows that lock and its owner", async () => {
     const cond = new Condition();
-    const ready = new Event();
-    const t = start(
-      uniqueName('condition-reacquire'),
-      (c: Condition, r: Event, long: number) => {
+    let held = false;
+    const t = await blocked({
+      what: 'condition-reacquire',
+      target: (r: Event, c: Condition, long: number) => {
         c.acquire();
         try {
           r.set();
@@ -655,65 +592,48 @@ describe('dumpThreads(): what a blocked thread waits on', () => {
           c.release();
         }
       },
-      [cond, ready, LONG],
-    );
-    let held = false;
-    try {
-      await until(ready, 'the thread started');
-      await untilWaiting(t, 'Condition');
-      cond.acquire();
-      held = true;
-      cond.notify();
-      // Woken, it must take the lock again, which main holds.
-      const { dump, snapshot } = await untilWaiting(t, 'RLock');
-      assert.equal(snapshot.waitingOn!.object, String(cond.lock));
-      assert.equal(snapshot.waitingOn!.owner, mainThread().ident);
-      assert.ok(dump.threads[0]!.holding.includes(String(cond.lock)));
-    } finally {
-      if (held) cond.release();
-      else {
+      args: [cond, LONG],
+      kind: 'Condition',
+      check: async (_shown, t) => {
         cond.acquire();
-        cond.notifyAll();
-        cond.release();
-      }
-      joinAll(t);
-    }
+        held = true;
+        cond.notify();
+        // Woken, it must take the lock again, which main holds.
+        const { dump, snapshot } = await untilWaiting(t, 'RLock');
+        assert.equal(snapshot.waitingOn!.object, String(cond.lock));
+        assert.equal(snapshot.waitingOn!.owner, mainThread().ident);
+        assert.ok(dump.threads[0]!.holding.includes(String(cond.lock)));
+      },
+      release: () => {
+        if (held) cond.release();
+        else {
+          cond.acquire();
+          cond.notifyAll();
+          cond.release();
+        }
+      },
+    });
     assert.equal(t.result, true);
   });
 
   it('Future.result() of a task still queued (the pool busy): kind Future, no owner, no deadlock', async () => {
-    const prefix = uniqueName('busy-pool');
-    const pool = new ThreadPoolExecutor({ maxWorkers: 1, threadNamePrefix: prefix });
-    const gate = new Event();
-    const running = new Event();
-    const ready = new Event();
-    let t: Thread | undefined;
-    try {
-      pool.submit((r: Event, g: Event, long: number) => (r.set(), g.wait(long)), running, gate, LONG);
-      await until(running, 'the first task started');
+    await withBusyPool('busy-pool', async (pool, _prefix, gate) => {
       const queued = pool.submit(() => 'queued ran');
-      t = start(
-        uniqueName('queued-waiter'),
-        (f: Future<string>, r: Event) => {
-          r.set();
-          return f.result();
+      const t = await blocked({
+        what: 'queued-waiter',
+        target: resultOf,
+        args: [queued],
+        kind: 'Future',
+        check: ({ dump, snapshot }) => {
+          assert.equal(snapshot.waitingOn!.object, String(queued));
+          assert.match(snapshot.waitingOn!.object, /state=pending>$/);
+          assert.equal(snapshot.waitingOn!.owner, undefined);
+          assert.deepEqual(dump.deadlocks, [], 'the pool thread is not stuck on the waiter');
         },
-        [queued, ready],
-      );
-      await until(ready, 'the waiter started');
-      const { dump, snapshot } = await untilWaiting(t, 'Future');
-      assert.equal(snapshot.waitingOn!.object, String(queued));
-      assert.match(snapshot.waitingOn!.object, /state=pending>$/);
-      assert.equal(snapshot.waitingOn!.owner, undefined);
-      assert.deepEqual(dump.deadlocks, [], 'the pool thread is not stuck on the waiter');
-      gate.set();
-      joinAll(t);
+        release: () => gate.set(),
+      });
       assert.equal(t.result, 'queued ran');
-    } finally {
-      gate.set();
-      pool.shutdown({ wait: true });
-      if (t) joinAll(t);
-    }
+    });
   });
 
   it(
@@ -763,51 +683,37 @@ describe('dumpThreads(): what a blocked thread waits on', () => {
 
   it('sinceMs grows: 50 ms after the wait was seen, sinceMs >= 50', async () => {
     const ev = new Event();
-    const ready = new Event();
-    const t = start(
-      uniqueName('since'),
-      (e: Event, r: Event, long: number) => {
-        r.set();
-        return e.wait(long);
+    await blocked({
+      what: 'since',
+      target: (r: Event, e: Event, long: number) => (r.set(), e.wait(long)),
+      args: [ev, LONG],
+      kind: 'Event',
+      check: async (first, t) => {
+        const seen = Date.now();
+        assert.ok(first.snapshot.waitingOn!.sinceMs >= 0);
+        while (Date.now() - seen < 50) await sleepAsync(50 - (Date.now() - seen));
+        const { snapshot } = await untilWaiting(t, 'Event');
+        assert.ok(snapshot.waitingOn!.sinceMs >= 50, `sinceMs ${snapshot.waitingOn!.sinceMs} >= 50`);
+        assert.ok(snapshot.waitingOn!.sinceMs >= first.snapshot.waitingOn!.sinceMs + 50, `sinceMs grew from ${first.snapshot.waitingOn!.sinceMs} to ${snapshot.waitingOn!.sinceMs}`);
       },
-      [ev, ready, LONG],
-    );
-    try {
-      await until(ready, 'the thread started');
-      const first = await untilWaiting(t, 'Event');
-      const seen = Date.now();
-      assert.ok(first.snapshot.waitingOn!.sinceMs >= 0);
-      while (Date.now() - seen < 50) await sleepAsync(50 - (Date.now() - seen));
-      const { snapshot } = await untilWaiting(t, 'Event');
-      assert.ok(snapshot.waitingOn!.sinceMs >= 50, `sinceMs ${snapshot.waitingOn!.sinceMs} >= 50`);
-      assert.ok(snapshot.waitingOn!.sinceMs >= first.snapshot.waitingOn!.sinceMs + 50, `sinceMs grew from ${first.snapshot.waitingOn!.sinceMs} to ${snapshot.waitingOn!.sinceMs}`);
-    } finally {
-      ev.set();
-      joinAll(t);
-    }
+      release: () => ev.set(),
+    });
   });
 
   it('a timed wait (Event.wait(60_000)) is shown as waiting, and is no deadlock', async () => {
     const ev = new Event();
-    const ready = new Event();
-    const t = start(
-      uniqueName('timed'),
-      (e: Event, r: Event) => {
-        r.set();
-        return e.wait(60_000);
+    const t = await blocked({
+      what: 'timed',
+      target: (r: Event, e: Event) => (r.set(), e.wait(60_000)),
+      args: [ev],
+      kind: 'Event',
+      check: ({ dump, snapshot }) => {
+        assert.equal(snapshot.state, 'waiting');
+        assert.equal(snapshot.waitingOn!.object, String(ev));
+        assert.deepEqual(dump.deadlocks, []);
       },
-      [ev, ready],
-    );
-    try {
-      await until(ready, 'the thread started');
-      const { dump, snapshot } = await untilWaiting(t, 'Event');
-      assert.equal(snapshot.state, 'waiting');
-      assert.equal(snapshot.waitingOn!.object, String(ev));
-      assert.deepEqual(dump.deadlocks, []);
-    } finally {
-      ev.set();
-      joinAll(t);
-    }
+      release: () => ev.set(),
+    });
     assert.equal(t.result, true);
   });
 });
@@ -815,41 +721,19 @@ describe('dumpThreads(): what a blocked thread waits on', () => {
 describe('dumpThreads(): deadlocks', () => {
   it('two threads in an AB/BA deadlock on two Locks form one cycle; releasing one Lock breaks it', async () => {
     await withDetectionOff(async () => {
-      const a = new Lock();
-      const b = new Lock();
-      const go = new Event();
-      const readyA = new Event();
-      const readyB = new Event();
       // Each takes its first lock, waits for go, then takes the other (untimed: a timed wait is no deadlock).
-      const first = start(
-        uniqueName('ab'),
-        (mine: Lock, other: Lock, r: Event, g: Event, long: number) => {
-          mine.acquire();
-          r.set();
-          g.wait(long);
-          other.acquire();
-          other.release();
-          // `mine` was released by the main thread to break the cycle.
-        },
-        [a, b, readyA, go, LONG],
-      );
-      const second = start(
-        uniqueName('ba'),
-        (mine: Lock, other: Lock, r: Event, g: Event, long: number) => {
-          mine.acquire();
-          r.set();
-          g.wait(long);
-          other.acquire();
-          other.release();
-          mine.release();
-        },
-        [b, a, readyB, go, LONG],
-      );
+      const { a, b, go, first, second, letGo } = abba('', (mine: Lock, other: Lock, r: Event, g: Event, long: number) => {
+        mine.acquire();
+        r.set();
+        g.wait(long);
+        other.acquire();
+        other.release();
+        // The first thread's `mine` (a) was released by the main thread to break the cycle.
+        if (mine.locked()) mine.release();
+      });
       let broken = false;
       try {
-        await until(readyA, 'ab took a');
-        await until(readyB, 'ba took b');
-        go.set();
+        await letGo();
         const { dump } = await untilWaiting(first, 'Lock', (_s, d) => snapshotOf(d, second.ident)?.waitingOn?.kind === 'Lock' && d.deadlocks.length > 0);
         assert.equal(dump.deadlocks.length, 1, dump.toString());
         const cycle = dump.deadlocks[0]!;
@@ -884,12 +768,7 @@ describe('dumpThreads(): deadlocks', () => {
   });
 
   it('the same AB/BA with timed acquires: both shown waiting on a Lock with its holder, but no deadlock', async () => {
-    const a = new Lock();
-    const b = new Lock();
-    const go = new Event();
-    const readyA = new Event();
-    const readyB = new Event();
-    const target = (mine: Lock, other: Lock, r: Event, g: Event, long: number): boolean => {
+    const { a, go, first, second, letGo } = abba('timed-', (mine: Lock, other: Lock, r: Event, g: Event, long: number): boolean => {
       mine.acquire();
       try {
         r.set();
@@ -900,13 +779,9 @@ describe('dumpThreads(): deadlocks', () => {
       } finally {
         if (mine.locked()) mine.release();
       }
-    };
-    const first = start<boolean>(uniqueName('timed-ab'), target, [a, b, readyA, go, LONG]);
-    const second = start<boolean>(uniqueName('timed-ba'), target, [b, a, readyB, go, LONG]);
+    });
     try {
-      await until(readyA, 'timed-ab took a');
-      await until(readyB, 'timed-ba took b');
-      go.set();
+      await letGo();
       const { dump, snapshot } = await untilWaiting(first, 'Lock', (_s, d) => snapshotOf(d, second.ident)?.waitingOn?.kind === 'Lock');
       assert.equal(snapshot.waitingOn!.owner, second.ident);
       assert.equal(snapshotOf(dump, second.ident)!.waitingOn!.owner, first.ident);
@@ -926,15 +801,7 @@ describe('dumpThreads(): deadlocks', () => {
       const lock = new Lock();
       const ready = new Event();
       lock.acquire();
-      const stuck = start(
-        uniqueName('needs-main-lock'),
-        (l: Lock, r: Event) => {
-          r.set();
-          l.acquire();
-          l.release();
-        },
-        [lock, ready],
-      );
+      const stuck = start(uniqueName('needs-main-lock'), takeLock, [ready, lock]);
       ready.wait(LONG);
       // Main is about to block in join(): a helper polls for the cycle, then releases main's lock.
       const helper = start<{ cycles: [string, number, string | undefined, number | undefined][][]; text: string }>(
@@ -1007,10 +874,7 @@ describe('dumpThreads(): deadlocks', () => {
   it(
     'holding and waitingOn are read at one moment: a thread is never shown waiting on a Condition while holding its lock',
     () => {
-      const run = spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/dump-holding-race.ts'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, killSignal: 'SIGTERM' });
-      const shown = `status ${run.status} signal ${run.signal}\n--- stdout ---\n${run.stdout}--- stderr ---\n${run.stderr}`;
-      assert.equal(run.status, 0, shown);
-      const report = JSON.parse(run.stdout.trim().split('\n').pop()!) as { contradiction: boolean; text: string };
+      const { report } = reportFrom<{ contradiction: boolean; text: string }>('dump-holding-race.ts');
       assert.equal(report.contradiction, false, report.text);
     },
   );
@@ -1020,40 +884,31 @@ describe('ThreadDump.toString()', () => {
   it('one block per thread: "NAME" ident=N, the wait line, holding lines; No deadlock found.', async () => {
     const lock = new Lock();
     const ev = new Event();
-    const ready = new Event();
-    const name = uniqueName('printer');
-    const t = start(
-      name,
-      (l: Lock, e: Event, r: Event, long: number) => {
-        l.acquire();
-        r.set();
-        e.wait(long);
-        l.release();
+    await blocked({
+      what: 'printer',
+      target: holdUntilGate,
+      args: [lock, 1, ev, LONG],
+      daemon: true,
+      kind: 'Event',
+      check: ({ dump }, t) => {
+        const name = t.name;
+        const text = dump.toString();
+        const lines = text.split('\n');
+        assert.match(lines[0]!, /^threadkit thread dump \(.+\), \d+ threads:$/);
+        assert.match(text, new RegExp(`^"MainThread" ident=${mainThread().ident}( nid=\\d+)? running$`, 'm'));
+        const at = lines.findIndex((line) => line.startsWith(`"${name}" ident=${t.ident}`));
+        assert.ok(at > 0, text);
+        assert.equal(lines[at], `"${name}" ident=${t.ident} nid=${t.nativeId} daemon waiting`);
+        assert.match(lines[at + 1]!, /^ {3}waiting on Event <threadkit\.Event at 0x[0-9a-f]+: unset> \(for \d+ ms\)$/);
+        assert.ok(lines[at + 1]!.includes(String(ev)), lines[at + 1]);
+        assert.equal(lines[at + 2], `   - holding ${String(lock)}`);
+        assert.match(text, /\nNo deadlock found\.$/);
+        assert.doesNotMatch(text, /Found one deadlock/);
+        // One block per thread: one header line each.
+        for (const s of dump.threads) assert.equal(lines.filter((line) => line.startsWith(`"${s.name}" ident=${s.ident}`)).length, 1, s.name);
       },
-      [lock, ev, ready, LONG],
-      true,
-    );
-    try {
-      await until(ready, 'the thread started');
-      const { dump } = await untilWaiting(t, 'Event');
-      const text = dump.toString();
-      const lines = text.split('\n');
-      assert.match(lines[0]!, /^threadkit thread dump \(.+\), \d+ threads:$/);
-      assert.match(text, new RegExp(`^"MainThread" ident=${mainThread().ident}( nid=\\d+)? running$`, 'm'));
-      const at = lines.findIndex((line) => line.startsWith(`"${name}" ident=${t.ident}`));
-      assert.ok(at > 0, text);
-      assert.equal(lines[at], `"${name}" ident=${t.ident} nid=${t.nativeId} daemon waiting`);
-      assert.match(lines[at + 1]!, /^ {3}waiting on Event <threadkit\.Event at 0x[0-9a-f]+: unset> \(for \d+ ms\)$/);
-      assert.ok(lines[at + 1]!.includes(String(ev)), lines[at + 1]);
-      assert.equal(lines[at + 2], `   - holding ${String(lock)}`);
-      assert.match(text, /\nNo deadlock found\.$/);
-      assert.doesNotMatch(text, /Found one deadlock/);
-      // One block per thread: one header line each.
-      for (const s of dump.threads) assert.equal(lines.filter((line) => line.startsWith(`"${s.name}" ident=${s.ident}`)).length, 1, s.name);
-    } finally {
-      ev.set();
-      joinAll(t);
-    }
+      release: () => ev.set(),
+    });
   });
 });
 
@@ -1061,36 +916,38 @@ describe('wait stacks', () => {
   it('configureThreads({ waitStacks: true }): a blocked thread shows the function it waits in; without it, no stack', async () => {
     async function blockedIn(waitStacks: boolean): Promise<ThreadSnapshot> {
       const ev = new Event();
-      const ready = new Event();
+      let seen: ThreadSnapshot | undefined;
       configureThreads({ waitStacks });
       try {
-        const t = start(
-          uniqueName(`stacks-${waitStacks}`),
-          (e: Event, r: Event, long: number) => {
+        await blocked({
+          what: `stacks-${waitStacks}`,
+          target: (r: Event, e: Event, long: number) => {
             function waitHereForTheEvent(e: Event): boolean {
               r.set();
               return e.wait(long);
             }
             return waitHereForTheEvent(e);
           },
-          [ev, ready, LONG],
-        );
-        try {
-          await until(ready, 'the thread started');
+          args: [ev, LONG],
+          kind: 'Event',
           // The stack is written just after the wait record: with stacks on, wait for it too.
-          const { snapshot } = await untilWaiting(t, 'Event', (s) => !waitStacks || s.stack !== undefined);
-          if (waitStacks) return snapshot;
-          // Without: none shows, now or a moment later.
-          assert.equal(snapshot.stack, undefined, JSON.stringify(snapshot));
-          await sleepAsync(20);
-          return snapshotOf(dumpThreads(), t.ident)!;
-        } finally {
-          ev.set();
-          joinAll(t);
-        }
+          more: (s) => !waitStacks || s.stack !== undefined,
+          check: async ({ snapshot }, t) => {
+            if (waitStacks) {
+              seen = snapshot;
+              return;
+            }
+            // Without: none shows, now or a moment later.
+            assert.equal(snapshot.stack, undefined, JSON.stringify(snapshot));
+            await sleepAsync(20);
+            seen = snapshotOf(dumpThreads(), t.ident)!;
+          },
+          release: () => ev.set(),
+        });
       } finally {
         configureThreads({ waitStacks: false });
       }
+      return seen!;
     }
     const withStacks = await blockedIn(true);
     assert.equal(typeof withStacks.stack, 'string', JSON.stringify(withStacks));
@@ -1103,8 +960,8 @@ describe('wait stacks', () => {
 
 describe('dumpThreadsLater(): the hang watchdog (child processes)', () => {
   it('with exit: prints the dump to stderr (main waiting on join), then kills the process with SIGKILL', () => {
-    const run = spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/dump-watchdog.ts'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, killSignal: 'SIGTERM' });
-    const shown = `status ${run.status} signal ${run.signal}\n--- stdout ---\n${run.stdout}--- stderr ---\n${run.stderr}`;
+    const run = runFixture('dump-watchdog.ts');
+    const shown = shownOf(run);
     assert.equal(run.error, undefined, shown);
     assert.equal(run.status, null, shown);
     assert.equal(run.signal, 'SIGKILL', `killed by the watchdog (a SIGTERM means it hung): ${shown}`);
@@ -1123,13 +980,13 @@ describe('dumpThreadsLater(): the hang watchdog (child processes)', () => {
     const file = joinPath(dir, 'stderr.txt');
     const fd = openSync(file, 'w');
     try {
-      const run = spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/dump-watchdog-repeat.ts', file], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, killSignal: 'SIGTERM', stdio: ['ignore', 'pipe', fd] });
+      const run = runFixture('dump-watchdog-repeat.ts', [file], { stdio: ['ignore', 'pipe', fd] });
       const stderr = readFileSync(file, 'utf8');
-      const shown = `status ${run.status} signal ${run.signal}\n--- stdout ---\n${run.stdout}--- stderr ---\n${stderr}`;
+      const shown = shownOf(run, stderr);
       assert.equal(run.error, undefined, shown);
       assert.equal(run.signal, null, shown);
       assert.equal(run.status, 0, shown);
-      const report = JSON.parse(run.stdout.trim().split('\n').pop()!) as { atCancel: number; later: number };
+      const report = reportOf<{ atCancel: number; later: number }>(run);
       assert.ok(report.atCancel >= 2, shown);
       const headers = (stderr.match(/threadkit thread dump/g) ?? []).length;
       assert.ok(headers >= 2, `${headers} dumps: ${shown}`);
@@ -1145,10 +1002,7 @@ describe('dumpThreadsLater(): the hang watchdog (child processes)', () => {
   it(
     'the watchdog is one per process: cancelDumpThreadsLater() in main disarms one a thread armed, and a new call replaces it',
     () => {
-      const run = spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/dump-watchdog-threads.ts'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, killSignal: 'SIGTERM' });
-      const shown = `status ${run.status} signal ${run.signal}\n--- stdout ---\n${run.stdout}--- stderr ---\n${run.stderr}`;
-      assert.equal(run.status, 0, shown);
-      const report = JSON.parse(run.stdout.trim().split('\n').pop()!) as { watchdogsAfterSecondArm: number; goneAfterCancel: boolean };
+      const { report, shown } = reportFrom<{ watchdogsAfterSecondArm: number; goneAfterCancel: boolean }>('dump-watchdog-threads.ts');
       assert.equal(report.watchdogsAfterSecondArm, 1, `a new call replaces the watchdog armed before: ${shown}`);
       assert.equal(report.goneAfterCancel, true, `cancelDumpThreadsLater() disarmed it: ${shown}`);
     },
