@@ -693,6 +693,26 @@ describe('futures: CPython’s documented ThreadPoolExecutor deadlocks', () => {
 });
 
 describe('waits that cannot close a cycle', () => {
+  it('a Lock used as a signal: a thread waiting for a Lock it took itself, released by another thread, gets no DeadlockError', async () => {
+    await detecting('raise', () => {
+      const signal = new Lock();
+      signal.acquire();
+      const releaser = new Thread({
+        name: 'dl-signal-releaser',
+        args: [signal],
+        target: (signal: Lock) => {
+          const nap = new Int32Array(new SharedArrayBuffer(4));
+          Atomics.wait(nap, 0, 0, 50); // (main is then most likely asleep in its second acquire)
+          signal.release();
+        },
+      });
+      releaser.start();
+      signal.acquire(); // waits for the releaser: the hand-off idiom, not a deadlock
+      signal.release();
+      releaser.join();
+    });
+  });
+
   it('a timed Lock acquire in a would-be cycle returns false after its timeout (either side timed)', async () => {
     await detecting('raise', () => {
       const a = new Lock();

@@ -438,6 +438,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
       this._putGuess = word & -4;
       releaseKeep(h.i32, b + PUT_WORD, word);
       unstage(st);
+      this._lostTaskDone();
       return new HeapExhaustedError(`${this._name}.get: an item could not be decoded in this thread (${why}), and the shared heap had no room to put it back: it is lost`, { cause: insertError });
     }
     const next = ((word & -8) + ONE) | 0;
@@ -450,6 +451,24 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
     const where = this._oneLock ? '' : ' (at its tail)';
     const Kind = error instanceof RangeError ? RangeError : TypeError;
     return new Kind(`${this._name}.get: the item could not be decoded in this thread; it is back in the queue${where}: ${why}`, { cause: error });
+  }
+
+  /**
+   * A got item that is lost (it failed to decode and could not go back) counts as a task done:
+   * nobody will call taskDone() for it, and join() must not wait for it for ever.
+   */
+  private _lostTaskDone(): void {
+    const i32 = this._heap.i32;
+    const b = this._base;
+    // As taskDone(): DONE_WORD moves with a compareExchange (joiners sleep on its value) and,
+    // when that leaves no task unfinished, joiners are woken.
+    for (;;) {
+      const done = Atomics.load(i32, b + DONE_WORD);
+      const next = (done + ONE) | 0;
+      if (Atomics.compareExchange(i32, b + DONE_WORD, done, next) !== done) continue;
+      if (itemsBetween(Atomics.load(i32, b + PUT_WORD), next) <= 0) Atomics.notify(i32, b + DONE_WORD);
+      return;
+    }
   }
 
   /** @internal PriorityQueue: decode and free a taken item block. */

@@ -576,6 +576,12 @@ class Decoder {
   private refs: unknown[] = [];
   /** Containers open around the value being read (the encoder wrote at most MAX_DEPTH). */
   private depth = 0;
+  /**
+   * The byte after the last shared object received (its in-flight reference taken over): a
+   * failed decode's references are given back or dropped from here, not from `pos` (a handle
+   * whose revive threw never took its reference over).
+   */
+  private received = 0;
   /** threadkit/testing failNextDecodes: fail after the first shared object is received, or at the end. */
   injectedFault = false;
 
@@ -588,6 +594,7 @@ class Decoder {
     this.buf = buf;
     if (this.dv.buffer !== buf.buffer || this.dv.byteOffset !== buf.byteOffset || this.dv.byteLength !== buf.byteLength) this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.pos = start;
+    this.received = start;
     this.depth = 0;
     // (New arrays rather than `length = 0`, a runtime call that costs more than the allocation.)
     if (this.refs.length !== 0) this.refs = [];
@@ -604,7 +611,7 @@ class Decoder {
   dropUnread(buf: Buffer, start: number): void {
     if (this.refs.length !== 0) this.refs = [];
     try {
-      new Scanner(buf, start, dropReference, this.pos).value();
+      new Scanner(buf, start, dropReference, this.received).value();
     } catch {
       // (Corrupt bytes: nothing more can be done.)
     }
@@ -620,7 +627,7 @@ class Decoder {
     if (this.refs.length !== 0) this.refs = [];
     const h = heap();
     try {
-      new Scanner(buf, start, (offset) => h.retain(offset), 0, this.pos).value();
+      new Scanner(buf, start, (offset) => h.retain(offset), 0, this.received).value();
     } catch {
       // (Corrupt bytes: nothing more can be done.)
     }
@@ -744,6 +751,7 @@ class Decoder {
         return this.error();
       case Tag.Handle: {
         const obj = reviveHandle(this.u32());
+        this.received = this.pos;
         if (this.injectedFault) this.injectFault();
         return obj;
       }
@@ -755,6 +763,7 @@ class Decoder {
         const byteOffset = this.u32();
         const length = this.u32();
         const view = receiveSharedView(block, () => new T(heap().sab as unknown as ArrayBuffer, byteOffset, length));
+        this.received = this.pos;
         this.refs.push(view);
         return view;
       }

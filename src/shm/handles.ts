@@ -226,6 +226,21 @@ export function wrapperFor(offset: number): SharedObject {
   return reviveHandle(offset);
 }
 
+/**
+ * A wrapper for a block that another thread may free at any moment (dumps describe what
+ * threads wait on and hold): undefined when it is no longer a live shared object.
+ */
+export function tryWrapperFor(offset: number): SharedObject | undefined {
+  const h = heap();
+  if (!h.tryRetain(offset, (kind) => kinds[kind]?.revive !== undefined)) return undefined;
+  try {
+    return reviveHandle(offset);
+  } catch {
+    dropReference(offset);
+    return undefined;
+  }
+}
+
 /** Typed arrays over heap memory (from `sharedArray`), by view: the block they belong to. */
 const sharedViews = new WeakMap<ArrayBufferView, number>();
 

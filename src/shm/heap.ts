@@ -225,6 +225,33 @@ export class Heap {
     return Atomics.load(this.i32, (offset - BLOCK_HEADER) >> 2);
   }
 
+  /**
+   * Adds one reference to a block that another thread may free at any moment (an offset read
+   * from another thread's wait record, for a dump), if it is still a live block of a shared
+   * object kind (`kinds`): under the allocator lock, so no block is merged or split meanwhile,
+   * and with a compareExchange from a count above 0. False (nothing taken) otherwise.
+   */
+  tryRetain(offset: number, isObjectKind: (kind: number) => boolean): boolean {
+    this.lockAllocator();
+    try {
+      const top = this.i32[S_TOP]!;
+      if (offset < FIRST_PAYLOAD || offset >= top || (offset & 15) !== 0) return false;
+      this.ensureMapped(top);
+      const tag = this.i32[((offset - BLOCK_HEADER) >> 2) + 1]!;
+      const sizeClass = tag & 0xff;
+      // A block's payload is aligned to its size (buddy system): anything else is not a block start.
+      if (sizeClass < MIN_CLASS || sizeClass > MAX_CLASS || (offset - BLOCK_HEADER + 2 ** sizeClass > top)) return false;
+      if (offset % Math.min(2 ** sizeClass, 2 ** 30) !== 0 || !isObjectKind(tag >>> 8)) return false;
+      const count = (offset - BLOCK_HEADER) >> 2;
+      for (let c = Atomics.load(this.i32, count); c > 0; c = Atomics.load(this.i32, count)) {
+        if (Atomics.compareExchange(this.i32, count, c, c + 1) === c) return true;
+      }
+      return false;
+    } finally {
+      this.unlockAllocator();
+    }
+  }
+
   /** Adds one reference to a live block. */
   retain(offset: number): void {
     this.ensureMapped(offset);

@@ -26,6 +26,7 @@
 
 import { WAIT_SPIN_MICROS, type WaitResult, futexWait, futexWaitAsync, spinUntilChanged } from './futex.js';
 import { heap } from './current.js';
+import { dropReference } from './handles.js';
 
 export const enum WaitKind {
   None = 0,
@@ -192,6 +193,9 @@ export function park(
       const h = heap();
       const seq = Atomics.load(h.i32, (myBlock >> 2) + W_SEQ);
       if (Atomics.load(h.i32, (myBlock >> 2) + W_RAISE) === seq && Atomics.compareExchange(h.i32, (myBlock >> 2) + W_RAISE, seq, 0) === seq) {
+        // The wake may have been a real one (an unlock wakes one sleeper): pass it on, since
+        // this thread leaves without taking what it was woken for.
+        Atomics.notify(i32, index, 1);
         watching.raiseAsked(kind, object);
       }
       return result;
@@ -216,12 +220,17 @@ export async function parkAsync(
   holdLoopOpen = true,
 ): Promise<WaitResult> {
   if (myBlock === 0) return futexWaitAsync(i32, index, expected, deadline, signal, holdLoopOpen);
-  const slot = (myBlock >> 2) + W_ASYNC;
+  // The thread may end before the wait settles (a Promise it left behind): the block must
+  // not be freed (and reused) under the count, so the wait holds a reference on it.
+  const block = myBlock;
+  const slot = (block >> 2) + W_ASYNC;
+  heap().retain(block);
   Atomics.add(heap().i32, slot, 1);
   try {
     return await futexWaitAsync(i32, index, expected, deadline, signal, holdLoopOpen);
   } finally {
     Atomics.sub(heap().i32, slot, 1);
+    dropReference(block);
   }
 }
 

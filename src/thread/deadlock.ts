@@ -157,6 +157,9 @@ function findCycleThrough(h: Heap, me: number, kind: WaitKind, object: number): 
     if (first.blocks.length === 0) return undefined;
     const cycle = leadsBack(h, blocks, first, [me]);
     if (cycle === undefined || !heldStill(h, blocks, cycle)) return undefined;
+    // A thread that waits for a plain Lock it took itself is using it as a signal (Python's
+    // Lock may be released by any thread): not counted. (An RLock it holds never waits.)
+    if (cycle.length === 1 && kind === WaitKind.Lock) return undefined;
     // (A heap walk for the locks each holds: only once a cycle is found.)
     const held = locksHeld();
     const snapshots = cycle.map((block) => snapshotOf(h, block, blocks, held));

@@ -11,7 +11,7 @@
 
 import type { ThreadSnapshot } from '../errors.js';
 import { heap } from '../shm/current.js';
-import { Kind, wrapperFor, dropReference } from '../shm/handles.js';
+import { Kind, dropReference, tryWrapperFor } from '../shm/handles.js';
 import type { Heap } from '../shm/heap.js';
 import { S_WAIT_STACKS } from '../shm/heap.js';
 import { W_ASYNC, WaitKind, waitRecordBlock } from '../shm/wait-site.js';
@@ -31,12 +31,8 @@ export interface ThreadDump {
 /** A printable name for a shared object (its toString), or its kind and address if it is gone. */
 export function describeObject(h: Heap, offset: number): string {
   if (offset === 0) return '';
-  try {
-    const obj = wrapperFor(offset);
-    return String(obj);
-  } catch {
-    return `<block at 0x${offset.toString(16)}>`;
-  }
+  const obj = tryWrapperFor(offset);
+  return obj === undefined ? `<freed block at 0x${offset.toString(16)}>` : String(obj);
 }
 
 /** A snapshot of the thread whose block is `block` (`held`: its locks, from locksHeld). */
