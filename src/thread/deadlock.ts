@@ -179,20 +179,34 @@ function findCycleThrough(h: Heap, me: number, kind: WaitKind, object: number): 
  * released a lock and begun another wait in between, making a cycle that never existed at any
  * one moment. So every wait of the cycle is read again between two reads of the threads' wait
  * sequence numbers: if none changed, each thread was in the same wait the whole time, and a
- * blocked thread releases nothing, so the holders read then are the holders now.
+ * blocked thread releases nothing, so the holders read then are the holders now. A pool's
+ * other threads (all must be stuck) are held to the same: in a wait with no deadline throughout.
  */
 function heldStill(h: Heap, blocks: number[], cycle: number[]): boolean {
-  const seqs = cycle.map((block) => Atomics.load(h.i32, (block >> 2) + W_SEQ));
+  // Every thread involved: the cycle's, and a pool's other threads where all must be stuck.
+  const involved = new Set(cycle);
+  for (const block of cycle) {
+    const wait = readWait(h, block);
+    if (wait === undefined) return false;
+    const holders = holdersOf(h, blocks, wait.kind, wait.object);
+    if (holders.all) for (const other of holders.blocks) involved.add(other);
+  }
+  const threads = [...involved];
+  const seqs = threads.map((block) => Atomics.load(h.i32, (block >> 2) + W_SEQ));
+  for (const block of threads) {
+    const wait = readWait(h, block);
+    if (wait === undefined || !wait.forever) return false;
+  }
   for (let i = 0; i < cycle.length; i++) {
     const wait = readWait(h, cycle[i]!);
-    if (wait === undefined || !wait.forever) return false;
+    if (wait === undefined) return false;
     const holders = holdersOf(h, blocks, wait.kind, wait.object);
     // Each waits on the next; the last on one before it (the first, or for a pool's threads,
     // any of them on the path: the others were checked stuck).
     const onward = i < cycle.length - 1 ? holders.blocks.includes(cycle[i + 1]!) : holders.blocks.some((block) => cycle.includes(block));
     if (!onward) return false;
   }
-  return cycle.every((block, i) => Atomics.load(h.i32, (block >> 2) + W_SEQ) === seqs[i]);
+  return threads.every((block, i) => Atomics.load(h.i32, (block >> 2) + W_SEQ) === seqs[i]);
 }
 
 /**

@@ -417,6 +417,9 @@ registerKind(Kind.Thread, {
       dropEncoded(h.buf, block);
       dropReference(block);
     }
+    // A stack recorded at a wait the thread never woke from (its isolate died in it).
+    const stack = h.i32[(offset >> 2) + B.STACK]!;
+    if (stack > 0) dropReference(stack);
   },
 });
 

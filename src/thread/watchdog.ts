@@ -16,6 +16,9 @@ import { dumpRequestPaths } from './dump-request.js';
 import { Thread } from './thread.js';
 
 function runWatchdog(stop: Event, ms: number, repeat: boolean, exit: boolean): void {
+  // Asked for here, in the watchdog's own body, and given back when it ends: a watchdog whose
+  // thread never ran (its isolate failed to start) leaves nothing raised.
+  wantWaitStacks(1);
   try {
     while (!stop.wait(ms)) {
       writeSync(2, `${dumpThreads().toString()}\n`);
@@ -42,14 +45,8 @@ export function dumpThreadsLater(ms: number, options: { repeat?: boolean; exit?:
   if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new RangeError(`dumpThreadsLater(ms): expected a non-negative, finite number of milliseconds, got ${String(ms)}`);
   if (typeof options !== 'object' || options === null) throw new TypeError(`dumpThreadsLater(ms, options): expected an options object such as { repeat: true }, got ${String(options)}`);
   const stop = new Event();
-  wantWaitStacks(1);
   const thread = new Thread({ name: 'threadkit-watchdog', daemon: true, target: { module: BUILTIN_MODULE, name: 'runWatchdog' }, args: [stop, ms, options.repeat === true, options.exit === true] });
-  try {
-    thread._start();
-  } catch (error) {
-    wantWaitStacks(-1);
-    throw error;
-  }
+  thread._start();
   // The slot holds a reference on the stop Event of the armed watchdog.
   const h = heap();
   h.retain(stop._offset);
