@@ -16,18 +16,11 @@ import { dumpRequestPaths } from './dump-request.js';
 import { Thread } from './thread.js';
 
 function runWatchdog(stop: Event, ms: number, repeat: boolean, exit: boolean): void {
-  // Asked for here, in the watchdog's own body, and given back when it ends: a watchdog whose
-  // thread never ran (its isolate failed to start) leaves nothing raised.
-  wantWaitStacks(1);
-  try {
-    while (!stop.wait(ms)) {
-      writeSync(2, `${dumpThreads().toString()}\n`);
-      // A worker cannot exit the process, and the main thread may be blocked: a signal ends it.
-      if (exit) process.kill(process.pid, 'SIGKILL');
-      if (!repeat) break;
-    }
-  } finally {
-    wantWaitStacks(-1);
+  while (!stop.wait(ms)) {
+    writeSync(2, `${dumpThreads().toString()}\n`);
+    // A worker cannot exit the process, and the main thread may be blocked: a signal ends it.
+    if (exit) process.kill(process.pid, 'SIGKILL');
+    if (!repeat) break;
   }
 }
 
@@ -37,8 +30,8 @@ builtins.runWatchdog = runWatchdog;
  * The hang watchdog: after `ms` (again every `ms` with `repeat`), prints `dumpThreads()` to
  * stderr; with `exit`, then ends the process at once. It runs on a daemon thread of its own,
  * so it fires while every other thread, main included, is blocked. One per process: a call
- * from any thread replaces the one armed before. While it is armed, threads record their
- * stacks when they begin a wait.
+ * from any thread replaces the one armed before. From the call until it is cancelled or
+ * replaced, threads record their stacks when they begin a wait.
  * @throws RangeError for a negative or non-finite `ms`; TypeError for options that are not an object.
  */
 export function dumpThreadsLater(ms: number, options: { repeat?: boolean; exit?: boolean } = {}): void {
@@ -46,7 +39,15 @@ export function dumpThreadsLater(ms: number, options: { repeat?: boolean; exit?:
   if (typeof options !== 'object' || options === null) throw new TypeError(`dumpThreadsLater(ms, options): expected an options object such as { repeat: true }, got ${String(options)}`);
   const stop = new Event();
   const thread = new Thread({ name: 'threadkit-watchdog', daemon: true, target: { module: BUILTIN_MODULE, name: 'runWatchdog' }, args: [stop, ms, options.repeat === true, options.exit === true] });
-  thread._start();
+  // Stacks are asked for from now (threads that begin a wait from here record it) until this
+  // watchdog leaves the slot (cancelled or replaced): the slot's event stands for the request.
+  wantWaitStacks(1);
+  try {
+    thread._start();
+  } catch (error) {
+    wantWaitStacks(-1);
+    throw error;
+  }
   // The slot holds a reference on the stop Event of the armed watchdog.
   const h = heap();
   h.retain(stop._offset);
@@ -63,6 +64,7 @@ function stopWatchdog(event: number): void {
   if (event === 0) return;
   (wrapperFor(event) as Event).set();
   dropReference(event);
+  wantWaitStacks(-1);
 }
 
 // ---- dumps asked for from outside ----------------------------------------------------------------
