@@ -14,6 +14,7 @@
 
 import { Condition, Lock, SharedValue, Thread, ThreadPoolExecutor, configureThreads } from 'threadkit';
 import { type Row, isMain, measure, runAlone } from './lib.js';
+import { conditionTarget } from './pingpong.js';
 
 const MIN_MS = 600;
 const PASSES = 3;
@@ -48,20 +49,6 @@ function contendedLock(): { loop: (n: number) => void; stop: () => void } {
     },
   };
 }
-
-const conditionTarget = (cond: Condition, turn: SharedValue<'int32'>): void => {
-  cond.acquire();
-  try {
-    for (;;) {
-      while (turn.value === 0) cond.wait();
-      if (turn.value === 2) return;
-      turn.value = 0;
-      cond.notify();
-    }
-  } finally {
-    cond.release();
-  }
-};
 
 function conditionPingPong(): (n: number) => void {
   const cond = new Condition();

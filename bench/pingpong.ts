@@ -66,7 +66,7 @@ function threadkitEvents(): number {
  * condition's lock (a SharedValue, so both threads see it; plain reads and writes suffice
  * under the lock). 0: the main thread's turn, 1: the thread's turn, 2: stop.
  */
-const conditionTarget = (cond: Condition, turn: SharedValue<'int32'>): number => {
+export const conditionTarget = (cond: Condition, turn: SharedValue<'int32'>): number => {
   let rounds = 0;
   cond.acquire();
   try {

@@ -49,7 +49,6 @@ function endLoop(h: Heap, b: number, end: End): WaitLoop {
       setWait(i32, b + end.announce);
       return ready(h, b, end.empty) ? READY : seq;
     },
-    timedOut: () => false,
   };
 }
 

@@ -153,6 +153,7 @@ function record(kind: WaitKind, object: number, index: number, forever: boolean)
 }
 
 function clear(): void {
+  // Nobody sleeps on a wait record (readers poll it): no wake is owed.
   Atomics.store(heap().i32, (myBlock >> 2) + W_KIND, 0);
 }
 
@@ -225,6 +226,7 @@ export async function parkAsync(
   const block = myBlock;
   const slot = (block >> 2) + W_ASYNC;
   heap().retain(block);
+  // A count dumps read; nobody sleeps on it.
   Atomics.add(heap().i32, slot, 1);
   try {
     return await futexWaitAsync(i32, index, expected, deadline, signal, holdLoopOpen);
@@ -256,11 +258,12 @@ export interface WaitLoop {
    * makes the sleep return at once). Returns READY when the wait is over, else the value read.
    */
   prepare(): number;
-  /** The wait's answer once its deadline has passed (a last look). */
-  timedOut(): boolean;
 }
 
-/** Registers, then prepares and sleeps until `loop` is READY (true) or `deadline` passes. */
+/**
+ * Registers, then prepares and sleeps until `loop` is READY (true) or `deadline` passes (false,
+ * after a last prepare: READY then still counts).
+ */
 export function parkUntil(loop: WaitLoop, deadline: number): boolean {
   const { i32, waiters } = loop;
   const outer = beginWait();
@@ -269,7 +272,7 @@ export function parkUntil(loop: WaitLoop, deadline: number): boolean {
     for (;;) {
       const expected = loop.prepare();
       if (expected === READY) return true;
-      if (park(i32, loop.word, expected, deadline, loop.kind, loop.object) === 'timed-out') return loop.prepare() === READY || loop.timedOut();
+      if (park(i32, loop.word, expected, deadline, loop.kind, loop.object) === 'timed-out') return loop.prepare() === READY;
     }
   } finally {
     // Deregistering late costs at most one needless wake (the woken thread re-checks).
@@ -286,7 +289,7 @@ export async function parkUntilAsync(loop: WaitLoop, deadline: number, signal: A
     for (;;) {
       const expected = loop.prepare();
       if (expected === READY) return true;
-      if ((await parkAsync(i32, loop.word, expected, deadline, signal)) === 'timed-out') return loop.prepare() === READY || loop.timedOut();
+      if ((await parkAsync(i32, loop.word, expected, deadline, signal)) === 'timed-out') return loop.prepare() === READY;
     }
   } finally {
     if (waiters >= 0) Atomics.sub(i32, waiters, 1);

@@ -108,7 +108,6 @@ export class Event extends SharedObject {
         }
         return now === seen ? seen : READY; // set (maybe cleared since)
       },
-      timedOut: () => false,
     };
   }
 

@@ -147,7 +147,6 @@ export class Semaphore extends SharedObject {
       kind: WaitKind.Semaphore,
       object: this._offset,
       prepare: () => (this.tryTake() ? READY : 0),
-      timedOut: () => false,
     };
   }
 

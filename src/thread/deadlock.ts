@@ -118,6 +118,7 @@ function askToRaise(h: Heap, others: number[]): Asked | undefined {
     const seq = Atomics.load(h.i32, base + W_SEQ);
     const word = Atomics.load(h.i32, base + W_KIND);
     if (word === 0 || (word & (TIMED | NO_RAISE)) !== 0) continue;
+    // The asked thread may already sleep: wakeUntilTaken notifies its W_ADDR until it takes this.
     Atomics.store(h.i32, base + W_RAISE, seq);
     return { block, seq, address: Atomics.load(h.i32, base + W_ADDR) };
   }

@@ -182,6 +182,7 @@ export function waitStacksWanted(h: Heap): boolean {
 
 /** Asks (+1) or stops asking (-1) every thread to record its stack when a wait begins. */
 export function wantWaitStacks(delta: 1 | -1): void {
+  // Read by every park before it sleeps; nobody sleeps on it.
   Atomics.add(heap().i32, S_WAIT_STACKS, delta);
 }
 
@@ -197,6 +198,7 @@ export function recordStack(h: Heap, block: number): void {
   }
   h.i32[bytes >> 2] = length;
   h.buf.write(text, bytes + 4, length, 'utf8');
+  // Only this thread writes its STACK slot (the destructor once it has ended); readers poll.
   const old = Atomics.exchange(h.i32, (block >> 2) + B.STACK, bytes);
   if (old > 0) dropReference(old);
 }

@@ -51,6 +51,8 @@ export function dumpThreadsLater(ms: number, options: { repeat?: boolean; exit?:
   // The slot holds a reference on the stop Event of the armed watchdog.
   const h = heap();
   h.retain(stop._offset);
+  // Nobody sleeps on the slot; the exchange hands the previous watchdog's Event to exactly one
+  // caller, which sets it (the set() is what wakes that watchdog).
   stopWatchdog(Atomics.exchange(h.i32, S_WATCHDOG, stop._offset));
 }
 
