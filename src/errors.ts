@@ -37,6 +37,16 @@ export class DeadlockError extends ThreadError {
   }
 }
 
+/**
+ * The thread was interrupted (`thread.interrupt()`, `future.cancel({ interrupt: true })`, a task's
+ * timeout): thrown by the wait it was blocked in, or by its next wait. Java's InterruptedException.
+ */
+export class InterruptedError extends ThreadError {
+  constructor(message = 'the thread was interrupted') {
+    super(message);
+  }
+}
+
 /** A Barrier was broken (aborted, reset, timed out, or its action failed) while a thread used it. */
 export class BrokenBarrierError extends ThreadError {
   constructor(message = 'the barrier is broken') {
@@ -87,7 +97,7 @@ export class BrokenThreadPool extends BrokenExecutor {
 
 // Names live on the prototypes (not as instance fields), so an error rebuilt from its parts in
 // another thread has the right name without an own property.
-for (const Class of [ThreadError, DeadlockError, BrokenBarrierError, QueueEmpty, QueueFull, QueueShutDown, CancelledError, TimeoutError, InvalidStateError, BrokenExecutor, BrokenThreadPool]) {
+for (const Class of [ThreadError, DeadlockError, InterruptedError, BrokenBarrierError, QueueEmpty, QueueFull, QueueShutDown, CancelledError, TimeoutError, InvalidStateError, BrokenExecutor, BrokenThreadPool]) {
   Object.defineProperty(Class.prototype, 'name', { value: Class.name, writable: true, configurable: true, enumerable: false });
 }
 
@@ -107,6 +117,7 @@ export const errorClasses: Record<string, new (message?: string) => Error> = {
   URIError,
   ThreadError,
   DeadlockError,
+  InterruptedError,
   BrokenBarrierError,
   QueueEmpty,
   QueueFull,

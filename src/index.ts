@@ -5,7 +5,7 @@
 
 import { isMainThread as nodeIsMainThread } from 'node:worker_threads';
 
-export { ThreadError, DeadlockError, BrokenBarrierError, QueueEmpty, QueueFull, QueueShutDown, CancelledError, TimeoutError, InvalidStateError, BrokenExecutor, BrokenThreadPool } from './errors.js';
+export { ThreadError, DeadlockError, InterruptedError, BrokenBarrierError, QueueEmpty, QueueFull, QueueShutDown, CancelledError, TimeoutError, InvalidStateError, BrokenExecutor, BrokenThreadPool } from './errors.js';
 export { TIMEOUT_MAX } from './shm/futex.js';
 export { configureHeap } from './shm/current.js';
 export { HeapExhaustedError, type HeapOptions } from './shm/heap.js';
@@ -18,7 +18,7 @@ export { Semaphore, BoundedSemaphore } from './sync/semaphore.js';
 export { Event, type EventWaitOptions } from './sync/event.js';
 export { Barrier, type BarrierOptions, type BarrierWaitOptions } from './sync/barrier.js';
 export type { AcquireOptions, AsyncAcquireOptions, Held } from './sync/options.js';
-export { Thread, type ThreadOptions, type ThreadTarget, currentThread, mainThread, enumerate, activeCount, getIdent, getNativeId } from './thread/thread.js';
+export { Thread, type ThreadOptions, type ThreadTarget, currentThread, mainThread, enumerate, activeCount, getIdent, getNativeId, interrupted } from './thread/thread.js';
 export { stackSize } from './thread/stack-size.js';
 export { excepthook, setExcepthook, type ExceptHook, type ExceptHookArgs } from './thread/excepthook.js';
 export { Timer } from './thread/timer.js';

@@ -29,6 +29,7 @@ import { decodeReceived, dropEncoded, encodeToBlock, forEachHandle } from '../sh
 import { heap } from '../shm/current.js';
 import { deadlineAfter, describe, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
 import { WaitKind, beginWait, endWait, park, parkAsync } from '../shm/wait-site.js';
+import { addInterruptibleWait, interruptedError, takeInterrupt } from '../shm/interrupts.js';
 import { Kind, SharedObject, dropReference, registerKind, reviveAs } from '../shm/handles.js';
 import { HeapExhaustedError, S_ROOTS } from '../shm/heap.js';
 import { mutexLock, mutexUnlock } from '../shm/mutex.js';
@@ -182,15 +183,28 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     // arrives (~100 µs through the event loop), so look for a while first.
     if (!this.done() && inboxWaiters.size === 0) spinWhile(() => !this.done(), ASYNC_SPIN_MICROS);
     if (this.done()) return this.settledOutcome(options.timeout);
+    if (takeInterrupt()) return Promise.reject(interruptedError('Future.resultAsync'));
     if (options.timeout === undefined && options.signal === undefined && listenThroughInbox(this as Future<unknown>)) {
       return new Promise<R>((resolve, reject) => {
-        addInboxWaiter(this._offset, () => {
+        let settled = false;
+        let stopListening: (() => void) | undefined;
+        const onDone = (): void => {
+          settled = true;
+          stopListening?.();
           try {
             resolve(this.outcome(undefined) as R);
           } catch (error) {
             reject(error);
           }
-        });
+        };
+        addInboxWaiter(this._offset, onDone);
+        // An interrupt of this thread ends the wait (the future goes on without us).
+        if (!settled) {
+          stopListening = addInterruptibleWait((error) => {
+            unlistenAsync(this as Future<unknown>, onDone);
+            reject(error);
+          });
+        }
       });
     }
     return this.waitDoneAsync(options, 'Future.resultAsync').then(() => this.outcome(options.timeout) as R);

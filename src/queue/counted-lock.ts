@@ -80,7 +80,7 @@ export async function lockCountedAsync(i32: Int32Array, index: number): Promise<
     // As lockCountedSlow: mark CONTENDED, sleep only while the word is exactly that.
     const marked = (v & -4) | CONTENDED;
     if (state === HELD && Atomics.compareExchange(i32, index, v, marked) !== v) continue;
-    await parkAsync(i32, index, marked, Infinity);
+    await parkAsync(i32, index, marked, Infinity, undefined, false); // internal: never interrupted
   }
 }
 

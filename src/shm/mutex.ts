@@ -85,11 +85,11 @@ export function mutexLockSlow(i32: Int32Array, index: number, deadline: number, 
 }
 
 /** The Promise twin of `mutexLockSlow`: never blocks the event loop. */
-export async function mutexLockAsync(i32: Int32Array, index: number, deadline: number, signal?: AbortSignal): Promise<boolean> {
+export async function mutexLockAsync(i32: Int32Array, index: number, deadline: number, signal?: AbortSignal, interruptible = true): Promise<boolean> {
   for (;;) {
     const marked = takeOrMark(i32, index);
     if (marked === true) return true;
-    if ((await parkAsync(i32, index, marked, deadline, signal)) === 'timed-out') return lastTry(i32, index);
+    if ((await parkAsync(i32, index, marked, deadline, signal, interruptible)) === 'timed-out') return lastTry(i32, index);
   }
 }
 

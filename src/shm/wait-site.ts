@@ -27,6 +27,7 @@
 import { WAIT_SPIN_MICROS, type WaitResult, futexWait, futexWaitAsync, spinUntilChanged } from './futex.js';
 import { heap } from './current.js';
 import { dropReference } from './handles.js';
+import { addInterruptibleWait, interruptPending, interruptedError, setInterruptBlock, takeInterrupt } from './interrupts.js';
 
 export const enum WaitKind {
   None = 0,
@@ -72,6 +73,25 @@ let myBlock = 0;
 
 export function setWaitRecordBlock(block: number): void {
   myBlock = block;
+  setInterruptBlock(block);
+}
+
+/** The names of waits, for an InterruptedError's message. */
+const INTERRUPTED_WAIT_NAMES = ['a wait', 'Lock.acquire', 'RLock.acquire', 'Condition.wait', 'Semaphore.acquire', 'Event.wait', 'Barrier.wait', 'Queue.get', 'Queue.put', 'Queue.join', 'Future.result', 'Thread.join', 'sleep', 'wait', 'a wait', 'a wait'];
+
+/**
+ * Whether an interrupt ends a wait recorded as `word` (W_KIND): not threadkit's internal waits
+ * (short, and inside bookkeeping that must finish), not an idle pool thread's wait for work, not
+ * a Condition taking its lock back (NO_RAISE). Those see the interrupt at their next wait.
+ */
+export function isInterruptibleWait(word: number): boolean {
+  const kind = word & 0xff;
+  return (word & NO_RAISE) === 0 && kind !== WaitKind.None && kind !== WaitKind.Internal && kind !== WaitKind.Work;
+}
+
+/** Throws the InterruptedError of a wait of `kind` (the calling thread took the interrupt). */
+function throwInterrupted(kind: WaitKind): never {
+  throw interruptedError(INTERRUPTED_WAIT_NAMES[kind] ?? 'a wait');
 }
 
 export function waitRecordBlock(): number {
@@ -179,14 +199,27 @@ export function park(
   // A nested park (a wait inside a wait's bookkeeping) keeps the outer record.
   const outer = Atomics.load(heap().i32, (myBlock >> 2) + W_KIND) !== 0;
   if (outer) return futexWait(i32, index, expected, deadline, spinMicros);
+  const interruptible = mayRaise && kind !== WaitKind.Internal && kind !== WaitKind.Work;
+  // An interrupt that came while the thread was not waiting ends this wait at once.
+  if (interruptible && takeInterrupt()) throwInterrupted(kind);
   // The spin first, unrecorded: a wake that comes within microseconds (a busy hand-off) costs
   // no bookkeeping; only a thread about to sleep records its wait. (Only reads: nothing is owed.)
   if (spinUntilChanged(i32, index, expected, Math.min(spinMicros ?? WAIT_SPIN_MICROS, (deadline - performance.now()) * 1000))) return 'not-equal';
   spinMicros = 0;
   record(kind, object, index, forever);
   try {
+    // After the record (a seq-cst store), before the sleep: an interrupter that wrote its request
+    // before we wrote the record is seen here; one that wrote it after sees our record and
+    // notifies our address (interrupts.ts), until we take it.
+    if (interruptible && interruptPending()) {
+      if (takeInterrupt()) throwInterrupted(kind);
+    }
     const watching = observer;
-    if (watching === undefined) return futexWait(i32, index, expected, deadline, spinMicros);
+    if (watching === undefined) {
+      const result = futexWait(i32, index, expected, deadline, spinMicros);
+      if (interruptible && interruptPending()) leaveInterrupted(i32, index, kind);
+      return result;
+    }
     try {
       watching.beforeSleep(kind, object, forever);
       const result = futexWait(i32, index, expected, deadline, spinMicros);
@@ -199,6 +232,7 @@ export function park(
         Atomics.notify(i32, index, 1);
         watching.raiseAsked(kind, object);
       }
+      if (interruptible && interruptPending()) leaveInterrupted(i32, index, kind);
       return result;
     } finally {
       watching.afterWake();
@@ -206,6 +240,17 @@ export function park(
   } finally {
     clear();
   }
+}
+
+/**
+ * Woken with an interrupt pending: takes it and throws. The wake may have been a real one (an
+ * unlock or a release wakes one sleeper): it is passed on, since this thread leaves without
+ * taking what it was woken for.
+ */
+function leaveInterrupted(i32: Int32Array, index: number, kind: WaitKind): void {
+  if (!takeInterrupt()) return;
+  Atomics.notify(i32, index, 1);
+  throwInterrupted(kind);
 }
 
 /**
@@ -218,9 +263,10 @@ export async function parkAsync(
   expected: number,
   deadline: number,
   signal?: AbortSignal,
-  holdLoopOpen = true,
+  interruptible = true,
 ): Promise<WaitResult> {
-  if (myBlock === 0) return futexWaitAsync(i32, index, expected, deadline, signal, holdLoopOpen);
+  if (myBlock === 0) return futexWaitAsync(i32, index, expected, deadline, signal);
+  if (interruptible && takeInterrupt()) throw interruptedError('this wait');
   // The thread may end before the wait settles (a Promise it left behind): the block must
   // not be freed (and reused) under the count, so the wait holds a reference on it.
   const block = myBlock;
@@ -229,11 +275,36 @@ export async function parkAsync(
   // A count dumps read; nobody sleeps on it.
   Atomics.add(heap().i32, slot, 1);
   try {
-    return await futexWaitAsync(i32, index, expected, deadline, signal, holdLoopOpen);
+    const waiting = futexWaitAsync(i32, index, expected, deadline, signal);
+    return await (interruptible ? interruptibly(waiting, i32, index) : waiting);
   } finally {
     Atomics.sub(heap().i32, slot, 1);
     dropReference(block);
   }
+}
+
+/**
+ * `waiting`, or InterruptedError when this thread is interrupted first (its watcher rejects
+ * registered waits). The abandoned waiter is flushed by waking every waiter on the word, so it
+ * cannot swallow a single-waiter notify meant for someone else (as an abort, futex.ts).
+ */
+function interruptibly(waiting: Promise<WaitResult>, i32: Int32Array, index: number): Promise<WaitResult> {
+  return new Promise((resolve, reject) => {
+    const remove = addInterruptibleWait((error) => {
+      reject(error);
+      Atomics.notify(i32, index);
+    });
+    waiting.then(
+      (result) => {
+        remove();
+        resolve(result);
+      },
+      (error: unknown) => {
+        remove();
+        reject(error);
+      },
+    );
+  });
 }
 
 // ---- one slow path for a wait and its Promise twin -------------------------------------------

@@ -286,7 +286,15 @@ export class Barrier extends SharedObject {
   }
 
   private awaitTrip(limit: number): void {
-    this.checkTripped(this.cond.waitFor(() => this.get(STATE) !== FILLING, limit));
+    let tripped: boolean;
+    try {
+      tripped = this.cond.waitFor(() => this.get(STATE) !== FILLING, limit);
+    } catch (error) {
+      // Interrupted: the others cannot trip without this thread (Java breaks the barrier too).
+      this.breakBarrier();
+      throw error;
+    }
+    this.checkTripped(tripped);
   }
 
   private checkTripped(tripped: boolean): void {

@@ -153,17 +153,24 @@ export class Condition extends SharedObject {
     const saved = this.lock._releaseSave();
     const state = node >> 2;
     const outer = beginWait();
+    let interrupted: { error: unknown } | undefined;
     try {
       while (Atomics.load(this.i32, state + NODE_STATE) === 0) {
         if (park(this.i32, state + NODE_STATE, 0, deadline, this._waitKind, this._waitObject) === 'timed-out') break;
       }
+    } catch (error) {
+      interrupted = { error }; // InterruptedError: left with the lock held again, as on return
     } finally {
       endWait(outer);
-      // Never ends with DeadlockError: the caller's `finally { release() }` needs the lock
-      // held ('warn' is used for this wait: the cycle is printed, and it goes on waiting).
+      // Never ends with an error: the caller's `finally { release() }` needs the lock held
+      // (an interrupt stays pending for the next wait; deadlock detection prints the cycle).
       withoutRaising(() => this.lock._acquireRestore(saved));
     }
-    return this.leaveWaiters(node);
+    const notified = this.leaveWaiters(node);
+    if (interrupted === undefined) return notified;
+    // We are leaving without consuming a notify that reached us: hand it to the next waiter.
+    if (notified) this.notify(1);
+    throw interrupted.error;
   }
 
   /**

@@ -98,7 +98,7 @@ export class Lock extends SharedObject {
 
   /** @internal */
   async _acquireRestoreAsync(_count: number): Promise<void> {
-    if (!mutexTryLock(this._i32, this._word)) await mutexLockAsync(this._i32, this._word, Infinity);
+    if (!mutexTryLock(this._i32, this._word)) await mutexLockAsync(this._i32, this._word, Infinity, undefined, false);
   }
 
   override toString(): string {

@@ -120,7 +120,7 @@ export class RLock extends SharedObject {
 
   /** @internal */
   async _acquireRestoreAsync(count: number): Promise<void> {
-    if (!mutexTryLock(this._i32, this._word)) await mutexLockAsync(this._i32, this._word, Infinity);
+    if (!mutexTryLock(this._i32, this._word)) await mutexLockAsync(this._i32, this._word, Infinity, undefined, false);
     this.becomeOwner(currentIdent(), count);
   }
 

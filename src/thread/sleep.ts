@@ -6,6 +6,7 @@
 
 import { TIMEOUT_MAX, deadlineAfter, describe, msUntil } from '../shm/futex.js';
 import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
+import { sleepWord } from '../shm/interrupts.js';
 
 /** A word nobody notifies (but an aborted sleepAsync, whose wake-up the others sleep through). */
 const napWord = new Int32Array(new SharedArrayBuffer(4));
@@ -24,8 +25,11 @@ function checkLength(ms: unknown, what: string): number {
  */
 export function sleep(ms: number): void {
   const deadline = deadlineAfter(checkLength(ms, 'sleep(ms)'));
-  // Each wait times out (nobody notifies for us); loop on what is left, so never early.
-  while (park(napWord, 0, 0, deadline, WaitKind.Sleep, 0, false, 0) !== 'timed-out');
+  // A thread sleeps on its own interrupt word: an interrupt changes it, so the sleep ends at
+  // once (park then throws InterruptedError). Other changes (a request left for an ended pool
+  // task) wake it early: loop on what is left, so never early.
+  const [i32, index] = sleepWord() ?? [napWord, 0];
+  while (park(i32, index, Atomics.load(i32, index), deadline, WaitKind.Sleep, 0, false, 0) !== 'timed-out');
 }
 
 /**

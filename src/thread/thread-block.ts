@@ -21,7 +21,13 @@
  * | 18     | STACK     | a Bytes block with the thread's stack when its wait began, or 0      |
  * |        |           | (recorded only while stacks are asked for: dumps, watchdog)          |
  * | 19     | RAISE     | part of the wait record (W_RAISE: a wait asked to end with an error) |
- * | 20..   | NAME      | the name, UTF-8, at most NAME_BYTES (longer names are cut there)     |
+ * | 20     | INTERRUPT | an interrupt not yet taken: the thread's, or one pool task's         |
+ * | 21     | NOTICE    | bumped by every interrupt (shm/interrupts.ts: the Promise side sleeps |
+ * |        |           | on it), and by a pool owner's service requests                       |
+ * | 22, 23 | KILL_AT   | float64 epoch ms: a pool owner terminates this isolate then if the   |
+ * |        |           | task KILL_TASK still runs (futures/task-stopper.ts), 0 for none      |
+ * | 24     | KILL_TASK | the future KILL_AT is for                                            |
+ * | 28..   | NAME      | the name, UTF-8, at most NAME_BYTES (longer names are cut there)     |
  *
  * The thread writes RESULT and EXCEPTION before it stores STOPPED and notifies, so a joiner
  * that sees STOPPED also sees them.
@@ -29,6 +35,7 @@
 
 import type { Heap } from '../shm/heap.js';
 import { WAIT_RECORD_END, W_KIND } from '../shm/wait-site.js';
+import { W_INTERRUPT, W_NOTICE } from '../shm/interrupts.js';
 
 export const STATE = 0;
 export const IDENT = 1;
@@ -43,9 +50,14 @@ export const NAME_LEN = 9;
 export const TASK = 10;
 export const WAIT = W_KIND;
 export const STACK = WAIT_RECORD_END;
-export const NAME = 20;
+export const INTERRUPT = W_INTERRUPT;
+export const NOTICE = W_NOTICE;
+/** Float64 slot index (Int32 slots 22, 23). */
+export const KILL_AT_F64 = 11;
+export const KILL_TASK = 24;
+export const NAME = 28;
 
-/** The block is 512 bytes with its header (aligned so, its float64 wait slot is 8-aligned). */
+/** The block is 512 bytes with its header (aligned so, its float64 slots are 8-aligned). */
 export const NAME_BYTES = 204;
 export const BLOCK_BYTES = NAME * 4 + NAME_BYTES;
 

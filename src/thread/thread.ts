@@ -25,7 +25,8 @@ import { type PooledWorker, bootFailure, isolateTid, releaseIsolate, runOnIsolat
 import { bundled, typescriptLoader, workerEntry } from '../runtime/spawn.js';
 import { refuseWhileImporting } from './bootstrapping.js';
 import { reportThreadException } from './excepthook.js';
-import { WaitKind, beginWait, endWait, park, parkAsync, setWaitRecordBlock } from '../shm/wait-site.js';
+import { WaitKind, beginWait, endWait, isInterruptibleWait, park, parkAsync, setWaitRecordBlock } from '../shm/wait-site.js';
+import { WHOLE_THREAD, requestInterrupt, takeInterrupt, threadSignal } from '../shm/interrupts.js';
 import { MAIN_BLOCK, NON_DAEMON, liveCount, liveThreadBlocks, registerThread, unregisterThread } from './registry.js';
 import * as B from './thread-block.js';
 
@@ -260,6 +261,33 @@ export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends S
   /** True from `start()` until run() has returned (or the thread's isolate died). */
   isAlive(): boolean {
     return this.state() === B.STARTED;
+  }
+
+  /**
+   * Java's `Thread.interrupt`: the threadkit wait this thread is blocked in (any `acquire`,
+   * `wait`, `get`, `put`, `join`, `result`, `sleep`, sync or async) ends with InterruptedError;
+   * if it is not blocked, its next such wait does. Its `signal` is aborted either way. A thread
+   * that is not alive is not affected.
+   */
+  interrupt(): void {
+    if (this.state() !== B.STARTED) return;
+    requestInterrupt(this._offset, WHOLE_THREAD, isInterruptibleWait);
+  }
+
+  /** Whether this thread has an interrupt that no wait (nor `interrupted()`) has taken yet. */
+  isInterrupted(): boolean {
+    const request = Atomics.load(this.i32, this.base + B.INTERRUPT);
+    return request !== 0 && (request === WHOLE_THREAD || request === Atomics.load(this.i32, this.base + B.TASK));
+  }
+
+  /**
+   * Aborted when this thread (or, in a pool thread, its running task) is interrupted; pass it to
+   * `fetch`, timers, or anything that takes an AbortSignal. Its reason is an InterruptedError.
+   * Only the thread itself can read it: `currentThread().signal`.
+   */
+  get signal(): AbortSignal {
+    if (this !== currentThread()) throw new ThreadError(`${this.toString()}.signal: only the thread itself can read its signal (use currentThread().signal inside it)`);
+    return threadSignal();
   }
 
   override toString(): string {
@@ -507,6 +535,15 @@ export function setCurrentThread(thread: Thread | undefined): void {
 export function currentThread(): Thread {
   if (current === undefined) setCurrentThread(ensureMainThread());
   return current!;
+}
+
+/**
+ * Java's `Thread.interrupted()`: whether the calling thread has been interrupted (or, in a task,
+ * its task has), clearing the flag. For loops that never wait: poll it and stop.
+ */
+export function interrupted(): boolean {
+  currentThread();
+  return takeInterrupt();
 }
 
 /** The main thread (the one that started the program). */
