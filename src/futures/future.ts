@@ -13,6 +13,10 @@
  * | 3    | ORDER     | completion order (process-wide counter), set with the final state        |
  * | 4    | RUNNER    | OS thread id of the thread running it (a waiter checks it is alive)       |
  * | 5    | LISTENER  | inbox of the one thread awaiting it through its event loop, or 0         |
+ * | 6    | STOP      | bits: STOP_INTERRUPT (cancel({ interrupt }) asked: the running task,     |
+ * |      |           | ended by that interrupt, ends the future cancelled), STOP_TIMED_OUT      |
+ * | 7    | TIMEOUT   | a pool task's timeout (ms, from when it starts running), 0 for none       |
+ * | 8    | KILL_AFTER| ms after the interrupt before its isolate is terminated, -1 for never     |
  *
  * A completer writes OUTCOME, then STATE, under LOCK, then notifies STATE (see WAITED) and bumps the
  * process-wide completion sequence (wait() / asCompleted() sleep on that one word), so a waiter
@@ -43,6 +47,37 @@ const NO_ROOM = -1;
 const ORDER = 3;
 const RUNNER = 4;
 const LISTENER = 5;
+const STOP = 6;
+const TIMEOUT = 7;
+const KILL_AFTER = 8;
+const FUTURE_BYTES = 36;
+
+/** STOP bits. */
+export const STOP_INTERRUPT = 1;
+export const STOP_TIMED_OUT = 2;
+
+/** What cancel({ interrupt }) asks of a running task (task-stopper.ts registers it). */
+export interface RunningTaskStopper {
+  /** Interrupts the task running `future` (and schedules its kill): false when none runs it. */
+  stop(future: Future<unknown>, killAfter: number): boolean;
+  /** The next deadline this thread keeps for pool tasks it owns (performance.now() ms), or Infinity. */
+  nextDeadline(): number;
+  /** After a blocking wait's wake-up: acts on deadlines if asked to meanwhile. */
+  afterWake(): void;
+}
+let stopper: RunningTaskStopper | undefined;
+
+export function setRunningTaskStopper(s: RunningTaskStopper): void {
+  stopper = s;
+}
+
+/** Options of `future.cancel()` (beyond Python). */
+export interface CancelOptions {
+  /** Interrupt the task if it is running (it then ends `cancelled` when it ends by that interrupt). */
+  interrupt?: boolean;
+  /** A task still running this long (ms) after the interrupt has its isolate terminated (implies interrupt). */
+  killAfter?: number;
+}
 
 export const PENDING = 0;
 export const RUNNING = 1;
@@ -113,7 +148,8 @@ const localCallbacks = new Map<number, { future: Future<unknown>; callbacks: Don
 export class Future<R = unknown> extends SharedObject implements PromiseLike<R> {
   /** A new pending future (for custom executors and tests; executors make their own). */
   constructor() {
-    super(Kind.Future, 24);
+    super(Kind.Future, FUTURE_BYTES);
+    if (this._fresh) this.i32[this.base + KILL_AFTER] = -1;
   }
 
   private get i32(): Int32Array {
@@ -129,8 +165,16 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     return Atomics.load(this.i32, this.base + STATE) & STATE_MASK;
   }
 
-  /** Cancels the future if it has not started; returns false if it is running or done. */
-  cancel(): boolean {
+  /**
+   * Cancels the future if it has not started; returns false if it is running or done.
+   * Beyond Python: with `{ interrupt: true }` a running pool task is interrupted (its waits throw
+   * InterruptedError, its signal aborts) and true is returned; the future ends cancelled when the
+   * task ends by that interrupt, or with the task's own outcome if it finished first. With
+   * `killAfter: ms`, a task still running that long after the interrupt has its isolate
+   * terminated and replaced, and its future ends cancelled.
+   */
+  cancel(options?: CancelOptions): boolean {
+    const killAfter = checkCancelOptions(options);
     const cancelled = this.transition((state) => {
       if (state === RUNNING || state === FINISHED) return false;
       if (state === CANCELLED || state === CANCELLED_AND_NOTIFIED) return true;
@@ -138,7 +182,44 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
       this.storeState(CANCELLED);
       return 'changed';
     });
-    return cancelled;
+    if (cancelled || killAfter === undefined || this._state() !== RUNNING) return cancelled;
+    // Marked first: a pool thread that takes the task from here on sees the mark (pool-thread.ts).
+    Atomics.or(this.i32, this.base + STOP, STOP_INTERRUPT);
+    return stopper?.stop(this as Future<unknown>, killAfter) ?? false;
+  }
+
+  /** @internal STOP bits */
+  _stopFlags(): number {
+    return Atomics.load(this.i32, this.base + STOP);
+  }
+
+  /** @internal */
+  _markStopped(bits: number): void {
+    Atomics.or(this.i32, this.base + STOP, bits);
+  }
+
+  /** @internal submitWith's limits: timeout 0 for none, killAfter -1 for never */
+  _setLimits(timeout: number, killAfter: number): void {
+    this.i32[this.base + TIMEOUT] = timeout;
+    this.i32[this.base + KILL_AFTER] = killAfter;
+  }
+
+  /** @internal */
+  _limits(): { timeout: number; killAfter: number } {
+    return { timeout: this.i32[this.base + TIMEOUT]!, killAfter: this.i32[this.base + KILL_AFTER]! };
+  }
+
+  /**
+   * @internal A running task ended by the interrupt of cancel({ interrupt }) (or killed): the
+   * future ends cancelled. False when it was done already.
+   */
+  _cancelRunning(): boolean {
+    return this.transition((state) => {
+      if (state !== RUNNING) return false;
+      this.numberCompletion();
+      this.storeState(CANCELLED);
+      return 'changed';
+    });
   }
 
   /** True when the future was cancelled. */
@@ -447,11 +528,14 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     const outer = beginWait(); // one wait, however many slices
     try {
       for (let word = this.markWaited(); (word & STATE_MASK) < CANCELLED; word = this.markWaited()) {
-        const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS);
+        // (Ends at the next deadline of a pool task this thread owns too: it keeps that clock.)
+        const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS, stopper?.nextDeadline() ?? Infinity);
         // Sleep only while the word is still what we marked (see storeState).
         if (park(this.i32, this.base + STATE, word, slice, WaitKind.Future, this._offset, deadline === Infinity, RESULT_SPIN_MICROS) === 'timed-out') {
           if (msUntil(deadline) === 0) return;
           stalledWait([this as Future<unknown>]);
+        } else {
+          stopper?.afterWake();
         }
       }
     } finally {
@@ -482,6 +566,8 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     const tid = Atomics.load(this.i32, this.base + RUNNER);
     if (tid <= 0 || existsSync(`/proc/self/task/${tid}`)) return;
     try {
+      // Killed after cancel({ interrupt, killAfter }): cancelled, as asked.
+      if ((this._stopFlags() & STOP_INTERRUPT) !== 0 && this._cancelRunning()) return;
       this.setException(new ThreadError(`the thread running this task died (OS thread ${tid} is gone: out of memory or killed)`));
     } catch {
       // completed meanwhile
@@ -730,6 +816,29 @@ function withInboxLock<T>(h: ReturnType<typeof heap>, base: number, body: () => 
  * `explain(whyNot)`; if even that cannot, with a HeapExhaustedError that needs no room.
  * Nothing happens to a future someone else settled meanwhile. Never throws.
  */
+/** The largest killAfter / timeout (ms) a task takes (an Int32 slot holds it). */
+export const MAX_LIMIT_MS = 0x7fffffff;
+
+/**
+ * Checks cancel()'s options: undefined for a plain cancel, else the killAfter in ms (-1: never).
+ */
+function checkCancelOptions(options: CancelOptions | undefined): number | undefined {
+  if (options === undefined) return undefined;
+  if (typeof options !== 'object' || options === null) throw new TypeError(`Future.cancel(options): expected an options object such as { interrupt: true }, got ${describe(options)}`);
+  const { interrupt, killAfter } = options;
+  if (interrupt !== undefined && typeof interrupt !== 'boolean') throw new TypeError(`Future.cancel: interrupt must be a boolean, got ${describe(interrupt)}`);
+  if (killAfter === undefined) return interrupt === true ? -1 : undefined;
+  return checkLimit(killAfter, 'Future.cancel: killAfter');
+}
+
+/** A task limit in ms: a non-negative integer up to MAX_LIMIT_MS. */
+export function checkLimit(ms: unknown, what: string): number {
+  if (typeof ms !== 'number' || Number.isNaN(ms)) throw new TypeError(`${what} must be a number of milliseconds, got ${describe(ms)}`);
+  if (ms < 0) throw new RangeError(`${what} must be 0 or more, got ${ms}`);
+  if (ms > MAX_LIMIT_MS) throw new RangeError(`${what} must be at most ${MAX_LIMIT_MS} ms (about 24 days), got ${ms}`);
+  return Math.ceil(ms);
+}
+
 export function settleSurely(future: Future<unknown>, value: unknown, failed: boolean, explain: (whyNot: unknown) => unknown): void {
   try {
     if (failed) future.setException(value);

@@ -9,7 +9,8 @@
  * event loop run once (finalizers of the tasks' arguments, timers a task set) before sleeping.
  */
 
-import { ThreadError, describeError } from '../errors.js';
+import { InterruptedError, ThreadError, describeError } from '../errors.js';
+import { clearInterrupt, resetThreadSignal } from '../shm/interrupts.js';
 import { heap } from '../shm/current.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
 import { dropReference, reviveUntracked } from '../shm/handles.js';
@@ -18,7 +19,8 @@ import { type CallbackOwner, callbackOwner, setCallbackOwner } from '../thread/c
 import { currentThread, getNativeId } from '../thread/thread.js';
 import * as B from '../thread/thread-block.js';
 import { addIsolateExitHook, importModule } from '../thread/body.js';
-import { Future, settleSurely } from './future.js';
+import { Future, STOP_INTERRUPT, settleSurely } from './future.js';
+import { taskEnding, taskStarting } from './task-stopper.js';
 import type { ThreadPoolExecutor } from './thread-pool.js';
 import { dropArgs, readHeader, takeArgs } from './task-queue.js';
 
@@ -82,6 +84,12 @@ function settle(future: Future, outcome: unknown, failed: boolean): void {
 /** (Module-level: no closure made per task.) */
 const theReason = (whyNot: unknown): unknown => whyNot;
 
+/** This isolate is about to be terminated by its owner (task-stopper.ts): nothing more runs here. */
+function awaitTermination(): never {
+  const never = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) Atomics.wait(never, 0, 0); // nobody notifies it: terminate() ends the wait
+}
+
 /** The pool thread's body. */
 export async function runPoolThread(executor: ThreadPoolExecutor): Promise<void> {
   executor._threadStarted();
@@ -111,7 +119,8 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
   const h = heap();
   const me = getNativeId();
   // This thread's TASK slot: a parent that sees our isolate die settles the task named there.
-  const task = (currentThread()._offset >> 2) + B.TASK;
+  const myBlock = currentThread()._offset;
+  const task = (myBlock >> 2) + B.TASK;
   const threadOwner = callbackOwner();
   const threadName = currentThread().name;
   for (;;) {
@@ -141,7 +150,12 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
       continue;
     }
     future._setRunner(me);
+    // A clean flag and a fresh signal for each task; then TASK, then a look at the future's
+    // STOP bits (a cancel({ interrupt }) that found no runner yet is seen here: it marked first).
+    clearInterrupt();
+    resetThreadSignal();
     Atomics.store(h.i32, task, header.future);
+    taskStarting(myBlock, future);
     state.running = future;
     // Callbacks the task schedules are its own: one that throws after it ended is reported against it.
     const owner: CallbackOwner = { taskOf: threadName, fn: undefined, ended: false };
@@ -180,9 +194,18 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
     state.running = undefined;
     owner.ended = true;
     setCallbackOwner(threadOwner);
+    // The task's owner decided to terminate this isolate: wait for it; its death handling
+    // settles the future (as cancelled).
+    if (!taskEnding(myBlock, header.future)) awaitTermination();
     // Ours to settle unless a parent took it (it cannot while we run: stay exact anyway).
     if (Atomics.exchange(h.i32, task, 0) === 0) continue;
-    settle(future, outcome, failed);
+    if (failed && outcome instanceof InterruptedError && (future._stopFlags() & STOP_INTERRUPT) !== 0) {
+      // Ended by cancel({ interrupt }): cancelled, as asked (a task that caught the interrupt and
+      // returned, or failed otherwise, keeps its own outcome).
+      if (!future._cancelRunning()) settle(future, outcome, failed);
+    } else {
+      settle(future, outcome, failed);
+    }
     dropReference(header.future);
     // Settled: the task no longer holds the process. After the settle, so a process whose main
     // thread awaits nothing else exits only once the result is out.

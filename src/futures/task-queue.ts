@@ -23,6 +23,9 @@
  * | 11   | FN_CAP     | table slots                                                       |
  * | 12   | FINISHING  | pool threads settling a task, about to take the next (idle soon)  |
  * | 13   | WORK       | tasks queued or running (see work(): the process is held while >0)|
+ * | 14   | MAX_QUEUE  | maxQueue: put() refuses (FULL) while this many are queued; 0: none |
+ * | 15   | ROOM       | futex word: bumped by every take (when MAX_QUEUE) and by shutdown  |
+ * | 16   | ROOM_WAITERS | submitters waiting for room (a take notifies only when > 0)     |
  *
  * No lost wake-up: a thread reads AVAILABLE and counts itself in SLEEPERS under LOCK, then
  * sleeps only while AVAILABLE still holds what it read; a putter bumps AVAILABLE under LOCK and
@@ -31,7 +34,7 @@
 
 import { decodeValue, dropEncoded, encodeToBlock } from '../shm/codec.js';
 import type { Heap } from '../shm/heap.js';
-import { WaitKind, park } from '../shm/wait-site.js';
+import { READY, WaitKind, type WaitLoop, park, parkUntil, parkUntilAsync } from '../shm/wait-site.js';
 import { Kind, type SharedObject, dropReference, reviveHandle } from '../shm/handles.js';
 import { mutexLock, mutexUnlock } from '../shm/mutex.js';
 import { holdProcess } from '../thread/registry.js';
@@ -50,13 +53,18 @@ const FN_COUNT = 10;
 const FN_CAP = 11;
 const FINISHING = 12;
 const WORK = 13;
+const MAX_QUEUE = 14;
+const ROOM = 15;
+const ROOM_WAITERS = 16;
 /** Slots the executor (thread-pool.ts) keeps after the queue's own. */
-export const QUEUE_SLOTS = 14;
+export const QUEUE_SLOTS = 17;
 
 export const REFUSED = 0;
 export const QUEUED = 1;
 export const NEEDS_THREAD = 2;
-export type PutResult = typeof REFUSED | typeof QUEUED | typeof NEEDS_THREAD;
+/** maxQueue tasks are queued: wait for room (waitForRoom), then put again. */
+export const FULL = 3;
+export type PutResult = typeof REFUSED | typeof QUEUED | typeof NEEDS_THREAD | typeof FULL;
 
 /** Task record layout: three words, then the encoded arguments. */
 const REC_FUTURE = 0;
@@ -143,6 +151,8 @@ export class TaskQueue {
   put(record: number): PutResult {
     const result = this.locked((i32): PutResult => {
       if (i32[this.base + SHUTDOWN]) return REFUSED;
+      const max = i32[this.base + MAX_QUEUE]!;
+      if (max > 0 && i32[this.base + COUNT]! >= max) return FULL;
       if (i32[this.base + COUNT] === i32[this.base + CAPACITY]) this.growRing();
       const capacity = this.h.i32[this.base + CAPACITY]!;
       const ring = this.h.i32[this.base + RING]! >> 2;
@@ -160,8 +170,49 @@ export class TaskQueue {
     });
     // SLEEPERS is raised under LOCK before a taker reads AVAILABLE: a taker that can miss the
     // bump above is already counted here.
-    if (result !== REFUSED && Atomics.load(this.h.i32, this.base + SLEEPERS) > 0) Atomics.notify(this.h.i32, this.base + AVAILABLE, 1);
+    if ((result === QUEUED || result === NEEDS_THREAD) && Atomics.load(this.h.i32, this.base + SLEEPERS) > 0) Atomics.notify(this.h.i32, this.base + AVAILABLE, 1);
     return result;
+  }
+
+  /** Sets maxQueue (0: unbounded). Before the pool is shared. */
+  setMaxQueue(max: number): void {
+    this.h.i32[this.base + MAX_QUEUE] = max;
+  }
+
+  get maxQueue(): number {
+    return this.get(MAX_QUEUE);
+  }
+
+  /** Blocks until fewer than maxQueue tasks are queued (or the pool is shut down). */
+  waitForRoom(pool: number): void {
+    parkUntil(this.roomLoop(pool), Infinity);
+  }
+
+  /** The Promise twin of waitForRoom. */
+  async waitForRoomAsync(pool: number): Promise<void> {
+    await parkUntilAsync(this.roomLoop(pool), Infinity, undefined);
+  }
+
+  /**
+   * Why no wake is lost: a waiter counts itself in ROOM_WAITERS, then reads ROOM, then COUNT; a
+   * take lowers COUNT, then bumps ROOM, then reads ROOM_WAITERS. Either the waiter sees the
+   * lower COUNT, or it sleeps on a ROOM the take changes (and notifies, having seen the waiter).
+   */
+  private roomLoop(pool: number): WaitLoop {
+    const i32 = this.h.i32;
+    const base = this.base;
+    return {
+      i32,
+      waiters: base + ROOM_WAITERS,
+      word: base + ROOM,
+      kind: WaitKind.QueuePut,
+      object: pool,
+      prepare(): number {
+        const seen = Atomics.load(i32, base + ROOM);
+        if (Atomics.load(i32, base + SHUTDOWN) !== 0 || Atomics.load(i32, base + COUNT) < Atomics.load(i32, base + MAX_QUEUE)) return READY;
+        return seen;
+      },
+    };
   }
 
   /**
@@ -222,6 +273,7 @@ export class TaskQueue {
       i32[this.base + SHUTDOWN] = 1;
       // Bumped under LOCK, as put() does: a taker that read AVAILABLE before sleeps on the old value and is woken below.
       Atomics.add(i32, this.base + AVAILABLE, 1);
+      this.announceRoom(Infinity); // every submitter waiting for room sees the shutdown
       if (broken === 0 || i32[this.base + BROKEN] !== 0) return false;
       i32[this.base + BROKEN] = broken;
       return true;
@@ -261,6 +313,12 @@ export class TaskQueue {
     dropReference(this.h.i32[this.base + FUNCTIONS]!);
   }
 
+  /** A task left the queue (or it closed): wake a submitter waiting for room (see roomLoop). */
+  private announceRoom(wake = 1): void {
+    Atomics.add(this.h.i32, this.base + ROOM, 1);
+    if (Atomics.load(this.h.i32, this.base + ROOM_WAITERS) > 0) Atomics.notify(this.h.i32, this.base + ROOM, wake);
+  }
+
   private popLocked(): number {
     const i32 = this.h.i32;
     const capacity = i32[this.base + CAPACITY]!;
@@ -270,6 +328,7 @@ export class TaskQueue {
     const count = i32[this.base + COUNT]! - 1;
     i32[this.base + COUNT] = count;
     if (count === 0 && capacity >= SHRINK_CAPACITY) this.shrinkEmptyRing();
+    if (i32[this.base + MAX_QUEUE] !== 0) this.announceRoom();
     return record;
   }
 

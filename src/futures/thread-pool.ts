@@ -34,6 +34,7 @@
 
 import { setPoolThreadsReader } from '../thread/wait-graph.js';
 import { availableParallelism } from 'node:os';
+import type { ResourceLimits } from 'node:worker_threads';
 import { inspect } from 'node:util';
 import { BrokenThreadPool, ThreadError, TimeoutError, describeError } from '../errors.js';
 import { decodeValue, dropEncoded, encodeToBlock, forEachHandle } from '../shm/codec.js';
@@ -44,11 +45,13 @@ import type { Heap } from '../shm/heap.js';
 import { S_ROOTS } from '../shm/heap.js';
 import { address } from '../sync/options.js';
 import { refuseWhileImporting } from '../thread/bootstrapping.js';
-import { Thread, callerModule, keepProcessAlive } from '../thread/thread.js';
+import { Thread, callerModule, checkResourceLimits, keepProcessAlive } from '../thread/thread.js';
 import * as B from '../thread/thread-block.js';
-import { Future, onStalledWait, settleSurely } from './future.js';
+import { Future, STOP_INTERRUPT, checkLimit, onStalledWait, settleSurely } from './future.js';
+import { disownPoolThread, ownPoolThread } from './task-stopper.js';
+import { watchNotices } from '../shm/interrupts.js';
 import { runPoolThread } from './pool-thread.js';
-import { BROKEN, NEEDS_THREAD, type PutResult, QUEUE_SLOTS, REFUSED, SHUTDOWN, TaskQueue, dropRecord, encodeRecord, recordFuture } from './task-queue.js';
+import { BROKEN, FULL, NEEDS_THREAD, type PutResult, QUEUE_SLOTS, REFUSED, SHUTDOWN, TaskQueue, dropRecord, encodeRecord, recordFuture } from './task-queue.js';
 
 const MAX_WORKERS = QUEUE_SLOTS;
 const THREADS = QUEUE_SLOTS + 1;
@@ -105,6 +108,13 @@ export type ThreadPoolOptions<I extends unknown[] = unknown[]> = {
   threadNamePrefix?: string;
   /** Runs once in each pool thread before its first task; if it throws, the pool is broken. */
   initializer?: TaskFunction<I>;
+  /**
+   * Backpressure: `submit` blocks (and `submitAsync` waits) while this many tasks are queued
+   * (not yet running). Nothing is thrown away. @default unbounded
+   */
+  maxQueue?: number;
+  /** Node's worker resourceLimits for each pool thread: a thread over its memory limit dies, its task fails, the pool replaces it. */
+  resourceLimits?: ResourceLimits;
 } & ([] extends I
   ? {
       /** Arguments for the initializer. */
@@ -126,6 +136,20 @@ interface Settings {
   prefix: string;
   initializer: FunctionDescriptor | undefined;
   initargs: unknown[];
+  resourceLimits: ResourceLimits | undefined;
+}
+
+/** Options of `pool.submitWith(...)` (beyond Python). */
+export interface SubmitOptions {
+  /**
+   * Milliseconds the task may run (counted from when it starts): then its future fails with
+   * TimeoutError and the task is interrupted.
+   */
+  timeout?: number;
+  /** Aborting it cancels the task: a queued one is not run; a running one is interrupted. */
+  signal?: AbortSignal;
+  /** A task still running this long (ms) after its interrupt has its isolate terminated and replaced. */
+  killAfter?: number;
 }
 
 /**
@@ -148,6 +172,7 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
   constructor(options: ThreadPoolOptions<any[]> = {}) {
     let settings: Settings | undefined;
     let maxWorkers = 0;
+    let maxQueue = 0;
     if (!isReviving()) {
       if (typeof options !== 'object' || options === null) throw new TypeError(`ThreadPoolExecutor(options): expected an options object, got ${describe(options)}`);
       maxWorkers = options.maxWorkers ?? Math.min(32, availableParallelism() + 4);
@@ -159,10 +184,12 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
       if (options.threadNamePrefix !== undefined && typeof options.threadNamePrefix !== 'string') {
         throw new TypeError(`ThreadPoolExecutor: threadNamePrefix must be a string, got ${describe(options.threadNamePrefix)}`);
       }
+      if (options.maxQueue !== undefined) maxQueue = checkMaxQueue(options.maxQueue);
       settings = {
         prefix: options.threadNamePrefix ?? '',
         initializer: options.initializer === undefined ? undefined : describeFunction(options.initializer, 'ThreadPoolExecutor initializer'),
         initargs,
+        resourceLimits: checkResourceLimits(options.resourceLimits, 'ThreadPoolExecutor'),
       };
     }
     super(Kind.Executor, BLOCK_BYTES);
@@ -174,6 +201,7 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
       this._queue.init();
       h.i32[this.base + SETTINGS] = encodeToBlock(h, settings, 'ThreadPoolExecutor options');
       h.i32[this.base + MAX_WORKERS] = maxWorkers;
+      this._queue.setMaxQueue(maxQueue);
       this.#settings = settings;
     }
     knownPools.set(this._offset, new WeakRef(this));
@@ -198,6 +226,39 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
     const id = this.functionId(fn);
     const future = new Future<Awaited<R>>();
     this.queueTask(future, id, args, false, 'args');
+    return future;
+  }
+
+  /**
+   * `submit` that never blocks the event loop: with `maxQueue`, it waits for room (without a
+   * maxQueue it is `submit` in a Promise).
+   */
+  async submitAsync<A extends unknown[], R>(fn: TaskFunction<A, R>, ...args: A): Promise<Future<Awaited<R>>> {
+    this.checkOpen();
+    const id = this.functionId(fn);
+    const future = new Future<Awaited<R>>();
+    await this.queueTaskAsync(future, id, args);
+    return future;
+  }
+
+  /**
+   * `submit` with limits for this task (beyond Python): a `timeout` (from when it starts; its
+   * future then fails with TimeoutError and the task is interrupted), a `signal` that cancels
+   * it (interrupting it if running), and `killAfter` ms after an interrupt before its isolate is
+   * terminated and replaced (for tasks that never wait: a CPU loop).
+   */
+  submitWith<A extends unknown[], R>(options: SubmitOptions, fn: TaskFunction<A, R>, ...args: A): Future<Awaited<R>> {
+    const { timeout, killAfter, signal } = checkSubmitOptions(options);
+    this.checkOpen();
+    const id = this.functionId(fn);
+    const future = new Future<Awaited<R>>();
+    future._setLimits(timeout, killAfter);
+    if (signal?.aborted) {
+      future.cancel(); // never queued
+      return future;
+    }
+    this.queueTask(future, id, args, false, 'args');
+    if (signal !== undefined) followSignal(future as Future<unknown>, signal, killAfter);
     return future;
   }
 
@@ -332,7 +393,7 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
   private removeThreads(match: (i32: Int32Array, offset: number) => boolean): number[] {
     const removed = this._queue.locked((i32) => this.removeThreadsLocked(i32, (offset) => match(i32, offset)));
     for (const offset of removed) {
-      settleOrphanedTask(this._queue, this._heap, offset);
+      settleOrphanedTask(this._queue, this._heap, offset, this.#startedHere.get(offset)?._deathError);
       dropReference(offset);
     }
     return removed;
@@ -426,12 +487,33 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
     this._queue.work(1);
     let queued: PutResult;
     try {
-      queued = this._queue.put(record);
+      // maxQueue: wait for room, then put again (another submitter may take it first).
+      while ((queued = this._queue.put(record)) === FULL) this._queue.waitForRoom(this._offset);
     } catch (error) {
       this._queue.work(-1);
-      dropRecord(this._heap, record); // the heap is full: nothing was queued
+      dropRecord(this._heap, record); // the heap is full, or the wait for room was interrupted: nothing was queued
       throw error;
     }
+    this.afterPut(queued, record);
+  }
+
+  /** The Promise twin of queueTask (a wait for room does not block the event loop). */
+  private async queueTaskAsync(future: Future<unknown>, id: number, args: unknown): Promise<void> {
+    const record = encodeRecord(this._heap, future, id, args, false, 'args');
+    future._setQueuedIn(this._offset);
+    this._queue.work(1);
+    let queued: PutResult;
+    try {
+      while ((queued = this._queue.put(record)) === FULL) await this._queue.waitForRoomAsync(this._offset);
+    } catch (error) {
+      this._queue.work(-1);
+      dropRecord(this._heap, record);
+      throw error;
+    }
+    this.afterPut(queued, record);
+  }
+
+  private afterPut(queued: PutResult, record: number): void {
     if (queued === REFUSED) {
       // Shut down or broken while the args were encoded: nothing was queued.
       this._queue.work(-1);
@@ -480,7 +562,7 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
       if (i32[this.base + THREADS]! >= i32[this.base + MAX_WORKERS]!) return undefined;
       const index = i32[this.base + STARTED]!;
       i32[this.base + STARTED] = index + 1;
-      const made = new Thread({ name: `${prefix}_${index}`, target: POOL_THREAD, args: [this], daemon: false });
+      const made = new Thread({ name: `${prefix}_${index}`, target: POOL_THREAD, args: [this], daemon: false, resourceLimits: this.settings().resourceLimits });
       // Non-daemon as in CPython, but its pool's work holds the process, not the thread (registry.ts).
       Atomics.or(i32, (made._offset >> 2) + B.FLAGS, B.POOL);
       this.addThreadLocked(made._offset);
@@ -494,10 +576,16 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
       throw error;
     }
     this.#startedHere.set(thread._offset, thread);
+    // This thread keeps the clock of its tasks' timeouts and kills (task-stopper.ts).
+    ownPoolThread(thread);
+    watchNotices();
     // Its end, seen here, takes it off the list (and replaces it if it died under a task).
     void thread
       ._whenEnded()
-      .then(() => this._maintain())
+      .then(() => {
+        disownPoolThread(thread);
+        this._maintain();
+      })
       .catch((error: unknown) => process.stderr.write(`threadkit: ThreadPoolExecutor could not start a replacement thread: ${describeError(error)}\n`));
   }
 
@@ -576,19 +664,54 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
  * waiting for it (result, await, callbacks, waitAsync, asCompletedAsync) would wait for ever.
  * Fail it, and release what the thread held for it.
  */
-function settleOrphanedTask(queue: TaskQueue, h: Heap, threadBlock: number): void {
+function settleOrphanedTask(queue: TaskQueue, h: Heap, threadBlock: number, why: Error | undefined): void {
   const offset = Atomics.exchange(h.i32, (threadBlock >> 2) + B.TASK, 0);
   if (offset === 0) return;
   // Adopts the dead thread's reference on the future, dropped below.
   const future = reviveUntracked(offset, () => new Future());
   try {
-    if (!future.done()) future.setException(new ThreadError('the pool thread running this task died before it finished (its isolate ended abruptly: out of memory, or terminated)'));
+    // Killed after cancel({ interrupt, killAfter }): cancelled, as asked. (Timed out: done already.)
+    if ((future._stopFlags() & STOP_INTERRUPT) !== 0) future._cancelRunning();
+    else if (!future.done()) {
+      const cause = why === undefined ? '' : `: ${why.message}`;
+      future.setException(new ThreadError(`the pool thread running this task died before it finished (its isolate ended abruptly: out of memory, or terminated)${cause}`, why === undefined ? undefined : { cause: why }));
+    }
   } catch {
     // settled meanwhile
   } finally {
     dropReference(offset);
     queue.work(-1); // the task left the pool
   }
+}
+
+function checkMaxQueue(max: unknown): number {
+  if (typeof max !== 'number' || !Number.isInteger(max)) throw new TypeError(`ThreadPoolExecutor: maxQueue must be an integer, got ${describe(max)}`);
+  if (max <= 0 || max > 0x7fffffff) throw new RangeError(`ThreadPoolExecutor: maxQueue must be between 1 and 2147483647, got ${max}`);
+  return max;
+}
+
+function checkSubmitOptions(options: SubmitOptions): { timeout: number; killAfter: number; signal: AbortSignal | undefined } {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`submitWith(options, fn, ...args): expected an options object such as { timeout: 1000 }, got ${describe(options)}`);
+  const { timeout, killAfter, signal } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError(`submitWith: signal must be an AbortSignal, got ${describe(signal)}`);
+  for (const key of Object.keys(options)) {
+    if (key !== 'timeout' && key !== 'killAfter' && key !== 'signal') throw new TypeError(`submitWith: unknown option "${key}" (known: timeout, signal, killAfter)`);
+  }
+  return {
+    // (A timeout of 0 would be "none" in the slot: the smallest is 1 ms.)
+    timeout: timeout === undefined || timeout === Infinity ? 0 : Math.max(1, checkLimit(timeout, 'submitWith: timeout')),
+    killAfter: killAfter === undefined ? -1 : checkLimit(killAfter, 'submitWith: killAfter'),
+    signal,
+  };
+}
+
+/** An abort of `signal` cancels the task (interrupting it if running); the listener goes when the future is done. */
+function followSignal(future: Future<unknown>, signal: AbortSignal, killAfter: number): void {
+  const onAbort = (): void => {
+    future.cancel(killAfter >= 0 ? { interrupt: true, killAfter } : { interrupt: true });
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  future.addDoneCallback(() => signal.removeEventListener('abort', onAbort));
 }
 
 /** Sleeps 1 ms (this thread only). */

@@ -3,6 +3,8 @@
  * isolate through its mailbox). The thread side imports only these types and the shared layers.
  */
 
+import type { ResourceLimits } from 'node:worker_threads';
+
 import type { FunctionDescriptor } from '../shm/functions.js';
 
 export interface ThreadInit {
@@ -22,6 +24,8 @@ export interface ThreadInit {
   typescriptLoader: string | undefined;
   /** In a bundle: the thread imports the bundle itself (its target or class is defined there), see bundled-worker.ts. */
   needsBundle: boolean;
+  /** Node's worker resourceLimits (the isolate is started with them, and only reused for the same). */
+  resourceLimits?: ResourceLimits | undefined;
 }
 
 /** workerData of a new isolate. */

@@ -31,6 +31,8 @@ export interface PooledWorker {
   worker: Worker;
   mailbox: number;
   stackBytes: number;
+  /** The resourceLimits it was started with, as JSON ('' for none): reused only for the same. */
+  limitsKey: string;
   /** In a bundle: the isolate evaluated the whole bundle, so it can run threads that import it. */
   evaluatesBundle: boolean;
   /** Called when the isolate exits, with the error that killed it if any. */
@@ -66,9 +68,10 @@ export function getStackBytes(): number {
  * @throws whatever `new Worker` throws (the caller undoes the start).
  */
 export function runOnIsolate(init: ThreadInit): PooledWorker {
+  const limitsKey = init.resourceLimits === undefined ? '' : JSON.stringify(init.resourceLimits);
   for (let i = idle.length - 1; i >= 0; i--) {
     const candidate = idle[i]!;
-    if (candidate.stackBytes !== stackBytes) continue;
+    if (candidate.stackBytes !== stackBytes || candidate.limitsKey !== limitsKey) continue;
     if (init.needsBundle && !candidate.evaluatesBundle) continue;
     idle.splice(i, 1);
     if (handOver(candidate, init)) return candidate;
@@ -109,7 +112,8 @@ function spawnIsolate(init: ThreadInit): PooledWorker {
   const data: WorkerData = { threadkit: true, entry: workerEntry, evaluateBundle: init.needsBundle, failStart: takeStartFault(), preloads: workerPreloads, sab: h.sab, mailbox, keepIdleMs, first: init };
   const options: ConstructorParameters<typeof Worker>[1] = { eval: true, workerData: data, execArgv: workerExecArgv };
   // A worker isolate needs about 1 MiB of stack to load its modules: smaller sizes get that.
-  if (stackBytes > 0) options.resourceLimits = { stackSizeMb: Math.max(stackBytes, MIN_STACK_BYTES) / (1024 * 1024) };
+  if (init.resourceLimits !== undefined) options.resourceLimits = { ...init.resourceLimits };
+  if (stackBytes > 0) options.resourceLimits = { ...options.resourceLimits, stackSizeMb: Math.max(stackBytes, MIN_STACK_BYTES) / (1024 * 1024) };
   let worker: Worker;
   try {
     worker = new Worker(BOOTSTRAP, options);
@@ -120,7 +124,8 @@ function spawnIsolate(init: ThreadInit): PooledWorker {
   // Threads never hold the process open by themselves: the main thread's keep-alive counts
   // live non-daemon threads instead (thread.ts), as Python's shutdown does.
   worker.unref();
-  const pooled: PooledWorker = { worker, mailbox, stackBytes, evaluatesBundle: init.needsBundle, onExit: undefined, lastError: undefined };
+  const limitsKey = init.resourceLimits === undefined ? '' : JSON.stringify(init.resourceLimits);
+  const pooled: PooledWorker = { worker, mailbox, stackBytes, limitsKey, evaluatesBundle: init.needsBundle, onExit: undefined, lastError: undefined };
   worker.on('error', (error) => {
     pooled.lastError = error;
   });

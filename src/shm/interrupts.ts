@@ -20,6 +20,7 @@
  * A Promise wait registers here before it sleeps; the watcher rejects what is registered.
  */
 
+import { isMainThread } from 'node:worker_threads';
 import { InterruptedError } from '../errors.js';
 import { heap } from './current.js';
 import { futexWaitAsync } from './futex.js';
@@ -209,7 +210,9 @@ async function watch(block: number): Promise<void> {
   let seen = Atomics.load(i32, slot);
   onNotices();
   while (watchedBlock === block) {
-    await futexWaitAsync(i32, slot, seen, Infinity, undefined, false);
+    // In a thread, it holds the isolate's event loop: a task awaiting only its signal must not
+    // see its isolate exit under it. (The main thread's liveness is thread.ts's business.)
+    await futexWaitAsync(i32, slot, seen, Infinity, undefined, !isMainThread);
     if (watchedBlock !== block) return;
     seen = Atomics.load(i32, slot);
     onNotices();

@@ -26,7 +26,8 @@
  * |        |           | on it), and by a pool owner's service requests                       |
  * | 22, 23 | KILL_AT   | float64 epoch ms: a pool owner terminates this isolate then if the   |
  * |        |           | task KILL_TASK still runs (futures/task-stopper.ts), 0 for none      |
- * | 24     | KILL_TASK | the future KILL_AT is for                                            |
+ * | 24     | KILL_TASK | the future KILL_AT is for (its negative: the kill is under way)      |
+ * | 25     | KILL_KIND | what happens at KILL_AT: the task times out (1), or is killed (2)    |
  * | 28..   | NAME      | the name, UTF-8, at most NAME_BYTES (longer names are cut there)     |
  *
  * The thread writes RESULT and EXCEPTION before it stores STOPPED and notifies, so a joiner
@@ -55,6 +56,7 @@ export const NOTICE = W_NOTICE;
 /** Float64 slot index (Int32 slots 22, 23). */
 export const KILL_AT_F64 = 11;
 export const KILL_TASK = 24;
+export const KILL_KIND = 25;
 export const NAME = 28;
 
 /** The block is 512 bytes with its header (aligned so, its float64 slots are 8-aligned). */

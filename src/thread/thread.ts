@@ -12,6 +12,7 @@
 
 import { existsSync, readlinkSync } from 'node:fs';
 import { inspect } from 'node:util';
+import type { ResourceLimits } from 'node:worker_threads';
 import { ThreadError, describeError } from '../errors.js';
 import { decodeReceived, dropEncoded, encodeToBytes, encodeToBlock } from '../shm/codec.js';
 import { allocateIdent, currentIdent, heap, isHeapCreator } from '../shm/current.js';
@@ -48,6 +49,11 @@ export type ThreadOptions<R = unknown, A extends readonly unknown[] = any[]> = {
   name?: string;
   /** Daemon threads do not keep the process alive. @default inherited from the creating thread */
   daemon?: boolean;
+  /**
+   * Node's worker `resourceLimits` (heap sizes in MB, stack size): a thread that goes over
+   * its memory limit dies with a ThreadError saying so (its isolate is not reused).
+   */
+  resourceLimits?: ResourceLimits;
 } & ([] extends A
   ? {
       /** Arguments for the target, copied to the thread (shared objects by reference). */
@@ -57,6 +63,22 @@ export type ThreadOptions<R = unknown, A extends readonly unknown[] = any[]> = {
       /** Arguments for the target (required: it has required parameters), copied to the thread. */
       args: Readonly<A>;
     });
+
+const LIMIT_NAMES = ['maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'codeRangeSizeMb', 'stackSizeMb'];
+
+/** Checks Node's worker resourceLimits (each a positive number of MB); undefined for none. */
+export function checkResourceLimits(limits: unknown, what: string): ResourceLimits | undefined {
+  if (limits === undefined) return undefined;
+  if (typeof limits !== 'object' || limits === null) throw new TypeError(`${what}: resourceLimits must be an object such as { maxOldGenerationSizeMb: 64 }, got ${describe(limits)}`);
+  const checked: Record<string, number> = {};
+  for (const [key, value] of Object.entries(limits)) {
+    if (!LIMIT_NAMES.includes(key)) throw new TypeError(`${what}: resourceLimits has no setting "${key}" (known: ${LIMIT_NAMES.join(', ')})`);
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !(value > 0) || value === Infinity) throw new RangeError(`${what}: resourceLimits.${key} must be a positive number of MB, got ${describe(value)}`);
+    checked[key] = value;
+  }
+  return checked;
+}
 
 /** Own fields of SharedObject that are bookkeeping, not a subclass's state. */
 const BOOKKEEPING = new Set(['_heap', '_offset', '_fresh']);
@@ -103,7 +125,8 @@ export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends S
       this.#name = B.readName(h, this._offset);
       return;
     }
-    const { target, name, args = [], daemon } = options;
+    const { target, name, args = [], daemon, resourceLimits } = options;
+    this.#resourceLimits = checkResourceLimits(resourceLimits, 'Thread');
     this.#target = target === undefined ? undefined : describeThreadTarget(target);
     if (!Array.isArray(args)) throw new TypeError(`Thread args must be an array, got ${describe(args)}`);
     if (daemon !== undefined && typeof daemon !== 'boolean') throw new TypeError(`Thread daemon must be a boolean, got ${describe(daemon)}`);
@@ -114,6 +137,8 @@ export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends S
     if (daemon ?? currentThread().daemon) h.i32[this.base + B.FLAGS] = B.DAEMON;
     if (new.target !== Thread && !isInternalSubclass(new.target)) this.#classModule = classModule(new.target);
   }
+
+  #resourceLimits: ResourceLimits | undefined;
 
   /** The thread's name (not unique; for identification). */
   get name(): string {
@@ -189,7 +214,7 @@ export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends S
     this.#isParent = true;
     this.#ended = false;
     const needsBundle = bundled && ((this.#target?.kind === 'module' && this.#target.module === workerEntry) || subclass?.module === workerEntry);
-    const init: ThreadInit = { ident, threadBlock: this._offset, name: this.#name, daemon: this.daemon, target: this.#target, args, subclass, typescriptLoader, needsBundle };
+    const init: ThreadInit = { ident, threadBlock: this._offset, name: this.#name, daemon: this.daemon, target: this.#target, args, subclass, typescriptLoader, needsBundle, resourceLimits: this.#resourceLimits };
     try {
       this.#isolate = runOnIsolate(init);
     } catch (error) {
@@ -374,7 +399,7 @@ export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends S
     this.#isolate = undefined;
     // Neither is lost: a thread that failed and whose fields did not decode reports both.
     if (fieldsError !== undefined) reportThreadException(this, fieldsError);
-    if (failed) reportThreadException(this, error);
+    if (failed && !this.#deathExpected) reportThreadException(this, error);
   }
 
   /** From the event loop: notice the end of a thread nobody joins. */
@@ -390,7 +415,8 @@ export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends S
   #isolateExited(code: number, error: Error | undefined): void {
     if (this.state() === B.STARTED) {
       const failure = this.#isolate === undefined ? undefined : bootFailure(this.#isolate);
-      this._markDead(failure !== undefined ? this.#cannotStart(failure) : (error ?? new ThreadError(`the thread's isolate exited with code ${code} before the thread ended`)));
+      this._deathError = failure !== undefined ? this.#cannotStart(failure) : this.#explainDeath(code, error);
+      this._markDead(this._deathError);
     }
     this.#isolate = undefined;
     this.#afterEnd();
@@ -415,6 +441,17 @@ export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends S
     this._markDead(new ThreadError(`the thread's isolate died (OS thread ${tid} is gone): out of memory or killed`));
   }
 
+  /** @internal in the parent: why the isolate ended under the thread (a pool names it in the task's error) */
+  _deathError: Error | undefined;
+
+  #explainDeath(code: number, error: Error | undefined): Error {
+    if ((error as { code?: unknown } | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+      const limits = this.#resourceLimits === undefined ? '' : ` (resourceLimits ${JSON.stringify(this.#resourceLimits)})`;
+      return new ThreadError(`thread ${this.#name} ran out of memory${limits} and was ended: ${error!.message}`, { cause: error });
+    }
+    return error ?? new ThreadError(`the thread's isolate exited with code ${code} before the thread ended`);
+  }
+
   #cannotStart(why: string): ThreadError {
     const error = new ThreadError(`thread ${this.#name} could not start: its isolate failed to load threadkit: ${why}`);
     this.#startFailure = error;
@@ -422,6 +459,13 @@ export class Thread<R = unknown, A extends readonly unknown[] = any[]> extends S
   }
 
   #startFailure: ThreadError | undefined;
+
+  #deathExpected = false;
+
+  /** @internal its parent is about to terminate its isolate on purpose (a pool task's killAfter): its end is not reported */
+  _expectDeath(): void {
+    this.#deathExpected = true;
+  }
 
   /** @internal threadkit/testing: ends the thread's isolate at once, as out-of-memory would (no exit handlers run). */
   _terminateIsolate(): Promise<number> {

@@ -1,0 +1,247 @@
+/**
+ * Stopping running pool tasks: `future.cancel({ interrupt, killAfter })` and `submitWith`'s
+ * `timeout` / `killAfter`.
+ *
+ * An interrupt can be sent from any thread (shm/interrupts.ts). A deadline needs a clock that
+ * runs while the task does not (a CPU loop never looks at one), and a kill needs the one isolate
+ * that may terminate the task's worker: the isolate that started that pool thread (its owner).
+ * So a deadline is written into the pool thread's block (KILL_AT, KILL_TASK, KILL_KIND) and its
+ * owner is told (its notice word); the owner keeps the clock: from its event loop (a timer), or
+ * while it waits for a future in a blocking call (its waits there end at the next deadline).
+ *
+ * KILL_TASK is a future's offset while a deadline stands for that task, and its negative once
+ * the owner has decided to terminate it. The pool thread clears it at the task's end with a
+ * compareExchange F → 0: if it finds -F instead, the kill won the race, and the thread waits
+ * for it without settling anything (the owner's death handling settles the future).
+ */
+
+import { TimeoutError } from '../errors.js';
+import { currentIdent, heap } from '../shm/current.js';
+import { tryWrapperFor, dropReference } from '../shm/handles.js';
+import { notice, onNotice, requestInterrupt } from '../shm/interrupts.js';
+import { isInterruptibleWait, waitRecordBlock, W_ADDR, W_KIND } from '../shm/wait-site.js';
+import * as B from '../thread/thread-block.js';
+import { liveThreadBlocks } from '../thread/registry.js';
+import type { Thread } from '../thread/thread.js';
+import { Future, RUNNING, STOP_INTERRUPT, STOP_TIMED_OUT, onStalledWait, setRunningTaskStopper } from './future.js';
+
+/** KILL_KIND values. */
+const TIMEOUT = 1;
+const KILL = 2;
+
+/** Epoch milliseconds: deadlines are compared across isolates (performance.now() is per isolate). */
+function epochNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+// ---- asking (any thread) ------------------------------------------------------------------
+
+setRunningTaskStopper({
+  stop(future, killAfter) {
+    const runner = findRunner(future._offset);
+    if (runner === 0) return future._state() === RUNNING; // not taken yet: the thread sees STOP at its start
+    try {
+      requestInterrupt(runner, future._offset, isInterruptibleWait);
+      if (killAfter >= 0) scheduleDeadline(runner, future._offset, epochNow() + killAfter, KILL);
+    } finally {
+      dropReference(runner);
+    }
+    return true;
+  },
+  nextDeadline: () => nextDeadline - performance.timeOrigin,
+  afterWake: () => serviceIfNoticed(waitRecordBlock()),
+});
+
+/** The block of the thread whose TASK is `future` (one reference added), or 0. */
+function findRunner(future: number): number {
+  const h = heap();
+  let found = 0;
+  for (const block of liveThreadBlocks()) {
+    if (found === 0 && Atomics.load(h.i32, (block >> 2) + B.TASK) === future) found = block;
+    else dropReference(block);
+  }
+  return found;
+}
+
+/**
+ * Records a deadline for the task `future` running on the pool thread at `block`, and tells the
+ * thread that started it (its owner keeps the clock).
+ */
+function scheduleDeadline(block: number, future: number, at: number, kind: number): void {
+  const h = heap();
+  const base = block >> 2;
+  h.f64[(block >> 3) + B.KILL_AT_F64] = at;
+  h.i32[base + B.KILL_KIND] = kind;
+  // KILL_TASK last (a seq-cst store): the owner that sees it sees the deadline.
+  Atomics.store(h.i32, base + B.KILL_TASK, future);
+  tellOwner(Atomics.load(h.i32, base + B.PARENT));
+}
+
+/** Wakes the owner's notice watcher, and its blocking wait if it is in one (it looks then too). */
+function tellOwner(ident: number): void {
+  // Ourselves: look now (this also sets the clock our own blocking waits end at).
+  if (ident === currentIdent()) return serviceDeadlines();
+  const h = heap();
+  for (const block of liveThreadBlocks()) {
+    if (Atomics.load(h.i32, (block >> 2) + B.IDENT) === ident) {
+      notice(block);
+      // A blocking wait for a future looks at its notices when woken (serviceIfNoticed); a
+      // wake is harmless to any other wait (they re-check and sleep again).
+      if (Atomics.load(h.i32, (block >> 2) + W_KIND) !== 0) Atomics.notify(h.i32, Atomics.load(h.i32, (block >> 2) + W_ADDR));
+    }
+    dropReference(block);
+  }
+}
+
+// ---- the pool thread's side -----------------------------------------------------------------
+
+/**
+ * A pool thread starts the task of `future` (its TASK slot holds it, its old requests are
+ * cleared): a cancel({ interrupt }) that came before reaches it now, and its timeout starts.
+ */
+export function taskStarting(block: number, future: Future): void {
+  const flags = future._stopFlags();
+  const { timeout, killAfter } = future._limits();
+  if ((flags & STOP_INTERRUPT) !== 0) {
+    requestInterrupt(block, future._offset, isInterruptibleWait);
+    if (killAfter >= 0) scheduleDeadline(block, future._offset, epochNow() + killAfter, KILL);
+  } else if (timeout > 0) {
+    scheduleDeadline(block, future._offset, epochNow() + timeout, TIMEOUT);
+  }
+}
+
+/**
+ * The task of `future` has ended: its deadline is withdrawn. False when its owner has already
+ * decided to terminate this isolate (the caller must then settle nothing and wait to be killed).
+ */
+export function taskEnding(block: number, future: number): boolean {
+  const i32 = heap().i32;
+  const slot = (block >> 2) + B.KILL_TASK;
+  const standing = Atomics.load(i32, slot);
+  if (standing === 0) return true;
+  if (standing === -future) return false;
+  return Atomics.compareExchange(i32, slot, standing, 0) !== -future;
+}
+
+// ---- the owner's side: the clock and the kill -------------------------------------------------
+
+/** Pool threads this isolate started (only their owner can terminate their isolates). */
+const owned = new Set<Thread>();
+let timer: ReturnType<typeof setTimeout> | undefined;
+let timerAt = Infinity;
+let lastNotices = -1;
+
+export function ownPoolThread(thread: Thread): void {
+  owned.add(thread);
+}
+
+export function disownPoolThread(thread: Thread): void {
+  owned.delete(thread);
+}
+
+onNotice(() => serviceDeadlines());
+onStalledWait(() => serviceDeadlines());
+
+/** When the next deadline of a task this isolate owns falls (epoch ms), Infinity for none. */
+let nextDeadline = Infinity;
+
+/**
+ * For a blocking wait of the owner: after a wake, looks at the deadlines if anybody asked since
+ * the last look (a cheap read otherwise).
+ */
+export function serviceIfNoticed(block: number): void {
+  if (owned.size === 0 || block === 0) return;
+  const notices = Atomics.load(heap().i32, (block >> 2) + B.NOTICE);
+  if (notices !== lastNotices || epochNow() >= nextDeadline) {
+    lastNotices = notices;
+    serviceDeadlines();
+  }
+}
+
+/** Acts on every deadline that has passed; arms a timer for the next one. */
+export function serviceDeadlines(): void {
+  if (owned.size === 0) return;
+  const h = heap();
+  let next = Infinity;
+  const now = epochNow();
+  for (const thread of owned) {
+    const block = thread._offset;
+    const base = block >> 2;
+    const task = Atomics.load(h.i32, base + B.KILL_TASK);
+    if (task <= 0) continue;
+    const at = h.f64[(block >> 3) + B.KILL_AT_F64]!;
+    if (now < at) {
+      next = Math.min(next, at);
+      continue;
+    }
+    if (Atomics.load(h.i32, base + B.TASK) !== task) {
+      Atomics.compareExchange(h.i32, base + B.KILL_TASK, task, 0); // it ended meanwhile
+      continue;
+    }
+    if (h.i32[base + B.KILL_KIND] === TIMEOUT) {
+      const again = timeOut(block, task);
+      if (again !== undefined) next = Math.min(next, again);
+    } else if (Atomics.compareExchange(h.i32, base + B.KILL_TASK, task, -task) === task) {
+      kill(thread, task);
+    }
+  }
+  nextDeadline = next;
+  armTimer(next);
+}
+
+/**
+ * Terminates the pool thread's isolate under the task `task`. The pool thread will not settle
+ * it (it found -task in KILL_TASK, or never ends it), so the future ends cancelled here, at
+ * once, if a cancel asked for it (a timed-out one is settled already); the pool's death
+ * handling replaces the thread and releases what it held for the task.
+ */
+function kill(thread: Thread, task: number): void {
+  thread._expectDeath();
+  void thread._terminateIsolate().catch(() => {});
+  const future = tryWrapperFor(task);
+  if (future instanceof Future && (future._stopFlags() & STOP_INTERRUPT) !== 0) future._cancelRunning();
+}
+
+/**
+ * The task's timeout passed: its future fails with TimeoutError now, the task is interrupted,
+ * and its kill is scheduled if the future asks for one. Returns the kill's deadline, if any.
+ */
+function timeOut(block: number, task: number): number | undefined {
+  // (A wrapper of our own: it holds its reference until collected.)
+  const future = tryWrapperFor(task);
+  if (!(future instanceof Future)) return undefined;
+  {
+    const { timeout, killAfter } = future._limits();
+    future._markStopped(STOP_TIMED_OUT);
+    try {
+      future.setException(new TimeoutError(`the task ran longer than its timeout (${timeout} ms) and was interrupted`));
+    } catch {
+      // it finished meanwhile
+    }
+    requestInterrupt(block, task, isInterruptibleWait);
+    if (killAfter < 0) {
+      Atomics.compareExchange(heap().i32, (block >> 2) + B.KILL_TASK, task, 0);
+      return undefined;
+    }
+    const at = epochNow() + killAfter;
+    const h = heap();
+    h.f64[(block >> 3) + B.KILL_AT_F64] = at;
+    Atomics.store(h.i32, (block >> 2) + B.KILL_KIND, KILL);
+    return at;
+  }
+}
+
+function armTimer(at: number): void {
+  if (at === timerAt) return;
+  if (timer !== undefined) clearTimeout(timer);
+  timer = undefined;
+  timerAt = at;
+  if (at === Infinity) return;
+  // Unref'd: the task's pool holds the process while it runs.
+  timer = setTimeout(() => {
+    timer = undefined;
+    timerAt = Infinity;
+    serviceDeadlines();
+  }, Math.max(0, at - epochNow()));
+  timer.unref();
+}
