@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: runs every benchmark in turn (lock, pingpong, codec, threads, pool, futures, queue, detection), prints one table and
+ * `npm run bench`: runs every benchmark in turn (lock, pingpong, codec, threads, pool, futures, queue, detection, cancel), prints one table and
  * writes it as Markdown to bench/RESULTS.md. The benchmarks import the build (dist/), so run
  * `npm run build` first; a warning is printed when src/ is newer than the build.
  */
@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { run as runCancel } from './cancel.js';
 import { run as runCodec } from './codec.js';
 import { run as runDetection } from './detection.js';
 import { run as runFutures } from './futures.js';
@@ -56,6 +57,7 @@ const benchmarks: [string, () => Row[] | Promise<Row[]>][] = [
   ['futures', runFutures],
   ['queue', runQueue],
   ['detection', runDetection],
+  ['cancel', runCancel],
 ];
 
 if (newestMtime(join(root, 'src')) > newestMtime(join(root, 'dist'))) {

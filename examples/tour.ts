@@ -102,6 +102,7 @@ const EXAMPLES: Example[] = [
   { file: 'timer', say: 'A Timer runs a function after a delay, unless cancelled.' },
   { file: 'pool', say: 'ThreadPoolExecutor: map with a chunksize, submit, callbacks, asCompleted.' },
   { file: 'deadlock', say: 'A thread dump names who waits on what; deadlock detection raises instead of hanging.' },
+  { file: 'cancel', say: 'Stopping work: the first search task to finish cancels the rest; a timeout; a kill.' },
 ];
 
 const SHOWN_LINES = 4;

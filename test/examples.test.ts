@@ -60,6 +60,7 @@ const TESTED = [
   'timer',
   'pool',
   'deadlock',
+  'cancel',
 ];
 
 it('every example has a test here (the tour runs them all)', () => {
@@ -126,6 +127,19 @@ describe('examples', { concurrency: 2 }, () => {
     line(lines, /^Lock: +acquire true, again with a 50 ms timeout: false/);
     line(lines, /^4 threads made 80000 nested-locking transfers: balances -?\d+ \+ -?\d+ = 20000 \(was 20000\)$/);
     line(lines, /^another thread calling release\(\): ThreadError: cannot release un-acquired lock$/);
+  });
+
+  it('cancel: the first search result stops the others (cancelled), a timeout, a kill', async () => {
+    const lines = await run('cancel');
+    line(lines, /^search: 4 tasks look for the number whose hash is 0x1b5ea1e8, 1,073,741,824 numbers each$/);
+    line(lines, /^search: task 3 found 2,167,483,648 \(hash 0x1b5ea1e8\) after [\d.]+ ms/);
+    line(lines, /^search: cancel\(\{ interrupt: true \}\) on the 3 others -> true, true, true$/);
+    line(lines, /^search: all 3 stopped within [\d.]+ ms; cancelled: true, true, true$/);
+    line(lines, /^timeout: submitWith\(\{ timeout: 200 \}\) on a 60 s sleep failed after [\d.]+ ms: TimeoutError: the task ran longer than its timeout \(200 ms\) and was interrupted$/);
+    line(lines, /^timeout: the task's sleep was interrupted and its finally block ran: true$/);
+    line(lines, /^killAfter: cancel\(\{ interrupt: true, killAfter: 100 \}\) -> true; 50 ms later the loop still runs: true$/);
+    line(lines, /^killAfter: await -> CancelledError [\d.]+ ms after the interrupt: its isolate was terminated; cancelled: true$/);
+    line(lines, /^killAfter: the pool goes on: 4 more tasks ran \(on searcher_\d+(, searcher_\d+)*\)$/);
   });
 
   it('deadlock: the inversion raises DeadlockError in one thread, the dump names the holder, join cycles raise', async () => {

@@ -61,7 +61,7 @@ describe('shared heap', () => {
 
   it('objects sent to threads are freed once no thread holds them', async () => {
     await settle();
-    const before = heapStats().usedBytes;
+    const before = heapStats();
     {
       const cond = new Condition(new Lock());
       const event = new Event();
@@ -73,8 +73,10 @@ describe('shared heap', () => {
       }, [[cond, event], [cond, event]]);
     }
     await settle();
-    const after = heapStats().usedBytes;
-    assert.ok(after - before < 4096, `used bytes grew from ${before} to ${after}`);
+    const after = heapStats();
+    // (The two new isolates, kept warm for reuse, keep their mailbox and their held-references
+    // ledger: 256 bytes each of this allowance.)
+    assert.ok(after.usedBytes - before.usedBytes < 4096 + 512, `used bytes grew from ${before.usedBytes} to ${after.usedBytes}`);
   });
 
   it('the heap grows on demand and every thread sees the new memory', () => {

@@ -36,7 +36,7 @@ import { WaitKind, beginWait, endWait, park, parkAsync } from '../shm/wait-site.
 import { addInterruptibleWait, interruptedError, takeInterrupt } from '../shm/interrupts.js';
 import { Kind, SharedObject, dropReference, registerKind, reviveAs } from '../shm/handles.js';
 import { HeapExhaustedError, S_ROOTS } from '../shm/heap.js';
-import { mutexLock, mutexUnlock } from '../shm/mutex.js';
+import { internalLock, internalUnlock } from '../shm/mutex.js';
 import { address } from '../sync/options.js';
 
 const STATE = 0;
@@ -60,10 +60,6 @@ export const STOP_TIMED_OUT = 2;
 export interface RunningTaskStopper {
   /** Interrupts the task running `future` (and schedules its kill): false when none runs it. */
   stop(future: Future<unknown>, killAfter: number): boolean;
-  /** The next deadline this thread keeps for pool tasks it owns (performance.now() ms), or Infinity. */
-  nextDeadline(): number;
-  /** After a blocking wait's wake-up: acts on deadlines if asked to meanwhile. */
-  afterWake(): void;
 }
 let stopper: RunningTaskStopper | undefined;
 
@@ -433,14 +429,14 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
   private transition<T>(change: (state: number) => T | 'changed'): T | true {
     const i32 = this.i32;
     const lock = this.base + LOCK;
-    mutexLock(i32, lock);
+    internalLock(i32, lock);
     const before = this._state();
     sleepersToWake = false;
     let outcome: T | 'changed';
     try {
       outcome = change(before);
     } finally {
-      mutexUnlock(i32, lock);
+      internalUnlock(i32, lock);
     }
     const after = this._state();
     if (after !== before) this.announce(after, sleepersToWake);
@@ -528,14 +524,11 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     const outer = beginWait(); // one wait, however many slices
     try {
       for (let word = this.markWaited(); (word & STATE_MASK) < CANCELLED; word = this.markWaited()) {
-        // (Ends at the next deadline of a pool task this thread owns too: it keeps that clock.)
-        const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS, stopper?.nextDeadline() ?? Infinity);
+        const slice = Math.min(deadline, performance.now() + LIVENESS_CHECK_MS);
         // Sleep only while the word is still what we marked (see storeState).
         if (park(this.i32, this.base + STATE, word, slice, WaitKind.Future, this._offset, deadline === Infinity, RESULT_SPIN_MICROS) === 'timed-out') {
           if (msUntil(deadline) === 0) return;
           stalledWait([this as Future<unknown>]);
-        } else {
-          stopper?.afterWake();
         }
       }
     } finally {
@@ -543,7 +536,12 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     }
   }
 
-  private async waitDoneAsync(options: FutureWaitOptions, what: string): Promise<void> {
+  /** @internal asCompletedAsync's wait for a future another thread listens to: its own next() takes interrupts, not this. */
+  _whenDoneUninterrupted(signal: AbortSignal): Promise<void> {
+    return this.waitDoneAsync({ signal }, 'asCompletedAsync', false);
+  }
+
+  private async waitDoneAsync(options: FutureWaitOptions, what: string, interruptible = true): Promise<void> {
     if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: expected an options object, got ${describe(options)}`);
     const deadline = deadlineAfter(timeoutOrZero(options.timeout, what));
     options.signal?.throwIfAborted();
@@ -553,7 +551,7 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     for (let word = this.markWaited(); (word & STATE_MASK) < CANCELLED; word = this.markWaited()) {
       const slice = Math.min(deadline, performance.now() + 10 * LIVENESS_CHECK_MS);
       // Sleep only while the word is still what we marked (see storeState).
-      if ((await parkAsync(this.i32, this.base + STATE, word, slice, options.signal)) === 'timed-out') {
+      if ((await parkAsync(this.i32, this.base + STATE, word, slice, options.signal, interruptible)) === 'timed-out') {
         if (msUntil(deadline) === 0) return;
         this._checkRunnerAlive();
       }
@@ -801,12 +799,12 @@ function deliverToInbox(h: ReturnType<typeof heap>, inbox: number, offset: numbe
 }
 
 function withInboxLock<T>(h: ReturnType<typeof heap>, base: number, body: () => T): T {
-  mutexLock(h.i32, base + I_LOCK);
+  internalLock(h.i32, base + I_LOCK);
   try {
     h.ensureMapped(h.topBytes());
     return body();
   } finally {
-    mutexUnlock(h.i32, base + I_LOCK);
+    internalUnlock(h.i32, base + I_LOCK);
   }
 }
 
@@ -828,6 +826,7 @@ function checkCancelOptions(options: CancelOptions | undefined): number | undefi
   const { interrupt, killAfter } = options;
   if (interrupt !== undefined && typeof interrupt !== 'boolean') throw new TypeError(`Future.cancel: interrupt must be a boolean, got ${describe(interrupt)}`);
   if (killAfter === undefined) return interrupt === true ? -1 : undefined;
+  if (interrupt === false) throw new TypeError('Future.cancel: killAfter comes after an interrupt: use { interrupt: true, killAfter }, or leave killAfter out');
   return checkLimit(killAfter, 'Future.cancel: killAfter');
 }
 

@@ -11,6 +11,7 @@
 
 import { InterruptedError, ThreadError, describeError } from '../errors.js';
 import { clearInterrupt, resetThreadSignal } from '../shm/interrupts.js';
+import { awaitTermination } from '../shm/kill-guard.js';
 import { heap } from '../shm/current.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
 import { dropReference, reviveUntracked } from '../shm/handles.js';
@@ -83,12 +84,6 @@ function settle(future: Future, outcome: unknown, failed: boolean): void {
 
 /** (Module-level: no closure made per task.) */
 const theReason = (whyNot: unknown): unknown => whyNot;
-
-/** This isolate is about to be terminated by its owner (task-stopper.ts): nothing more runs here. */
-function awaitTermination(): never {
-  const never = new Int32Array(new SharedArrayBuffer(4));
-  for (;;) Atomics.wait(never, 0, 0); // nobody notifies it: terminate() ends the wait
-}
 
 /** The pool thread's body. */
 export async function runPoolThread(executor: ThreadPoolExecutor): Promise<void> {

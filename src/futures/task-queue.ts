@@ -36,7 +36,7 @@ import { decodeValue, dropEncoded, encodeToBlock } from '../shm/codec.js';
 import type { Heap } from '../shm/heap.js';
 import { READY, WaitKind, type WaitLoop, park, parkUntil, parkUntilAsync } from '../shm/wait-site.js';
 import { Kind, type SharedObject, dropReference, reviveHandle } from '../shm/handles.js';
-import { mutexLock, mutexUnlock } from '../shm/mutex.js';
+import { internalLock, internalUnlock } from '../shm/mutex.js';
 import { holdProcess } from '../thread/registry.js';
 
 export const LOCK = 0;
@@ -99,12 +99,12 @@ export class TaskQueue {
   /** Runs `body` with LOCK held and the whole heap mapped. */
   locked<T>(body: (i32: Int32Array) => T): T {
     const i32 = this.h.i32;
-    mutexLock(i32, this.base + LOCK);
+    internalLock(i32, this.base + LOCK);
     try {
       this.h.ensureMapped(this.h.topBytes());
       return body(this.h.i32);
     } finally {
-      mutexUnlock(this.h.i32, this.base + LOCK);
+      internalUnlock(this.h.i32, this.base + LOCK);
     }
   }
 

@@ -6,20 +6,24 @@
  * runs while the task does not (a CPU loop never looks at one), and a kill needs the one isolate
  * that may terminate the task's worker: the isolate that started that pool thread (its owner).
  * So a deadline is written into the pool thread's block (KILL_AT, KILL_TASK, KILL_KIND) and its
- * owner is told (its notice word); the owner keeps the clock: from its event loop (a timer), or
- * while it waits for a future in a blocking call (its waits there end at the next deadline).
+ * owner is told (its notice word, and the address of the blocking wait it is in); the owner keeps
+ * the clock: from its event loop (a timer), or while it waits in any blocking call that an
+ * interrupt could end (its waits end at the next deadline: wait-site.ts ParkService). An owner
+ * busy in code that never waits keeps it only when it next waits or yields.
  *
  * KILL_TASK is a future's offset while a deadline stands for that task, and its negative once
- * the owner has decided to terminate it. The pool thread clears it at the task's end with a
+ * the owner has decided to terminate it; the owner terminates it only outside threadkit's
+ * internal locked sections (shm/kill-guard.ts), so no internal lock is left held. The pool thread clears it at the task's end with a
  * compareExchange F → 0: if it finds -F instead, the kill won the race, and the thread waits
  * for it without settling anything (the owner's death handling settles the future).
  */
 
-import { TimeoutError } from '../errors.js';
+import { ThreadError, TimeoutError } from '../errors.js';
 import { currentIdent, heap } from '../shm/current.js';
 import { tryWrapperFor, dropReference } from '../shm/handles.js';
 import { notice, onNotice, requestInterrupt } from '../shm/interrupts.js';
-import { isInterruptibleWait, waitRecordBlock, W_ADDR, W_KIND } from '../shm/wait-site.js';
+import { isInside } from '../shm/kill-guard.js';
+import { isInterruptibleWait, setParkService, waitRecordBlock, W_ADDR, W_KIND } from '../shm/wait-site.js';
 import * as B from '../thread/thread-block.js';
 import { liveThreadBlocks } from '../thread/registry.js';
 import type { Thread } from '../thread/thread.js';
@@ -48,8 +52,13 @@ setRunningTaskStopper({
     }
     return true;
   },
-  nextDeadline: () => nextDeadline - performance.timeOrigin,
-  afterWake: () => serviceIfNoticed(waitRecordBlock()),
+});
+
+// The owner's blocking waits keep the clock too: they end at the next deadline to act on it.
+setParkService({
+  due: () => (owned.size === 0 ? Infinity : nextDeadline - performance.timeOrigin),
+  run: () => serviceDeadlines(),
+  woken: () => serviceIfNoticed(waitRecordBlock()),
 });
 
 /** The block of the thread whose TASK is `future` (one reference added), or 0. */
@@ -125,18 +134,23 @@ export function taskEnding(block: number, future: number): boolean {
 
 // ---- the owner's side: the clock and the kill -------------------------------------------------
 
-/** Pool threads this isolate started (only their owner can terminate their isolates). */
-const owned = new Set<Thread>();
+/** Pool threads this isolate started (only their owner can terminate their isolates), with what replaces one that was killed. */
+const owned = new Map<Thread, () => void>();
+/** Kills decided while the thread was inside an internal section (by thread: its task). */
+const killing = new Map<Thread, number>();
+/** How soon a kill deferred by an internal section is tried again (ms). */
+const KILL_RETRY_MS = 1;
 let timer: ReturnType<typeof setTimeout> | undefined;
 let timerAt = Infinity;
 let lastNotices = -1;
 
-export function ownPoolThread(thread: Thread): void {
-  owned.add(thread);
+export function ownPoolThread(thread: Thread, afterKill: () => void): void {
+  owned.set(thread, afterKill);
 }
 
 export function disownPoolThread(thread: Thread): void {
   owned.delete(thread);
+  killing.delete(thread);
 }
 
 onNotice(() => serviceDeadlines());
@@ -164,7 +178,11 @@ export function serviceDeadlines(): void {
   const h = heap();
   let next = Infinity;
   const now = epochNow();
-  for (const thread of owned) {
+  // Decided kills of threads that were inside an internal section: again, once they are out.
+  for (const [thread, task] of killing) {
+    if (!tryKill(thread, task)) next = Math.min(next, now + KILL_RETRY_MS);
+  }
+  for (const thread of owned.keys()) {
     const block = thread._offset;
     const base = block >> 2;
     const task = Atomics.load(h.i32, base + B.KILL_TASK);
@@ -182,7 +200,8 @@ export function serviceDeadlines(): void {
       const again = timeOut(block, task);
       if (again !== undefined) next = Math.min(next, again);
     } else if (Atomics.compareExchange(h.i32, base + B.KILL_TASK, task, -task) === task) {
-      kill(thread, task);
+      // Decided (a seq-cst exchange, then the read of INSIDE: kill-guard.ts).
+      if (!tryKill(thread, task)) next = Math.min(next, now + KILL_RETRY_MS);
     }
   }
   nextDeadline = next;
@@ -195,11 +214,21 @@ export function serviceDeadlines(): void {
  * once, if a cancel asked for it (a timed-out one is settled already); the pool's death
  * handling replaces the thread and releases what it held for the task.
  */
-function kill(thread: Thread, task: number): void {
+function tryKill(thread: Thread, task: number): boolean {
+  if (isInside(thread._offset)) {
+    killing.set(thread, task); // it waits for us when it leaves; we look again shortly
+    return false;
+  }
+  killing.delete(thread);
   thread._expectDeath();
   void thread._terminateIsolate().catch(() => {});
   const future = tryWrapperFor(task);
   if (future instanceof Future && (future._stopFlags() & STOP_INTERRUPT) !== 0) future._cancelRunning();
+  // Ended now for its pool (it runs nothing of ours again: it is in user code, or waits to be
+  // terminated), so the pool replaces it at once, even while this thread is blocked.
+  thread._markDead(new ThreadError(`the pool thread ${thread.name} was terminated: its task ran past killAfter`));
+  owned.get(thread)?.();
+  return true;
 }
 
 /**

@@ -577,7 +577,7 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
     }
     this.#startedHere.set(thread._offset, thread);
     // This thread keeps the clock of its tasks' timeouts and kills (task-stopper.ts).
-    ownPoolThread(thread);
+    ownPoolThread(thread, () => this._maintain(true));
     watchNotices();
     // Its end, seen here, takes it off the list (and replaces it if it died under a task).
     void thread

@@ -9,6 +9,7 @@
 import { TimeoutError } from '../errors.js';
 import { heap } from '../shm/current.js';
 import { deadlineAfter, describe, msUntil, timeoutOrZero } from '../shm/futex.js';
+import { addInterruptibleWait, interruptedError, takeInterrupt } from '../shm/interrupts.js';
 import { WaitKind, beginWait, endWait, park, parkAsync } from '../shm/wait-site.js';
 import { Kind, isGenuine } from '../shm/handles.js';
 import { COMPLETIONS, COMPLETION_WAITERS, FINISHED, Future, deliverInboxNow, listenAsync, stalledWait, unlistenAsync } from './future.js';
@@ -270,9 +271,28 @@ class AsCompletedAsync<R> implements AsyncIterableIterator<Future<R>> {
         return Promise.reject(this.fail());
       }
     }
+    if (takeInterrupt()) return Promise.reject(interruptedError('asCompletedAsync'));
     return new Promise((resolve, reject) => {
-      this.consumers.push({ resolve, reject });
+      let stop = (): void => {};
+      const consumer: Consumer<R> = {
+        resolve: (result) => {
+          stop();
+          resolve(result);
+        },
+        reject: (error) => {
+          stop();
+          reject(error);
+        },
+      };
+      this.consumers.push(consumer);
       this.armTimer();
+      // An interrupt of this thread rejects this next() (the iterator goes on for a later one).
+      stop = addInterruptibleWait((error) => {
+        const at = this.consumers.indexOf(consumer);
+        if (at >= 0) this.consumers.splice(at, 1);
+        if (this.consumers.length === 0) this.disarmTimer();
+        reject(error);
+      });
     });
   }
 
@@ -318,7 +338,7 @@ class AsCompletedAsync<R> implements AsyncIterableIterator<Future<R>> {
     const settle = (): void => {
       if (f.done()) this.arrive(f);
     };
-    f.exceptionAsync({ signal: this.others.signal }).then(settle, settle);
+    f._whenDoneUninterrupted(this.others.signal).then(settle, settle);
   }
 
   /** A future was found done (once: later reports of it are ignored). */

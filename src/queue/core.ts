@@ -208,7 +208,14 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
         throw negativeTimeout(this._name, op);
       }
       if (Number.isNaN(deadline)) deadline = deadlineAfter(timeout ?? Infinity);
-      if (!waitForEnd(this._heap, this._base, false, deadline)) {
+      let room: boolean;
+      try {
+        room = waitForEnd(this._heap, this._base, false, deadline);
+      } catch (error) {
+        unstage(st); // interrupted: the item was never put
+        throw error;
+      }
+      if (!room) {
         const last = this._putOnce(st);
         if (last === PUT_OK) return;
         unstage(st);

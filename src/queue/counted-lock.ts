@@ -6,6 +6,7 @@
  */
 
 import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
+import { enterInternal, leaveInternal } from '../shm/kill-guard.js';
 import { PUT_WORD } from './layout.js';
 
 /** Lock states in the low 2 bits of a lock-and-counter word (as shm/mutex.ts). */
@@ -30,6 +31,7 @@ export function itemsBetween(a: number, b: number): number {
  * notifies, and a release between the mark and the sleep changes the value: no sleep).
  */
 export function lockCounted(i32: Int32Array, index: number, guess: number): number {
+  enterInternal(); // (kill-guard.ts: released with releasePublish / releaseKeep)
   // Taking a free lock wakes nobody and makes nobody sleep: no wake-up to lose here.
   const seen = Atomics.compareExchange(i32, index, guess, guess | HELD);
   if (seen === guess) return guess | HELD;
@@ -61,10 +63,12 @@ function lockCountedSlow(i32: Int32Array, index: number): number {
 
 /** One attempt (for callers that must not block: async paths, a getter trying the put lock); -1 if held. */
 export function tryLockCounted(i32: Int32Array, index: number, guess: number): number {
+  enterInternal();
   // Never sleeps: no wake-up to lose.
   const seen = Atomics.compareExchange(i32, index, guess, guess | HELD);
   if (seen === guess) return guess | HELD;
   if ((seen & 3) === 0 && Atomics.compareExchange(i32, index, seen, seen | HELD) === seen) return seen | HELD;
+  leaveInternal();
   return -1;
 }
 
@@ -74,7 +78,9 @@ export async function lockCountedAsync(i32: Int32Array, index: number): Promise<
     const v = Atomics.load(i32, index);
     const state = v & 3;
     if (state === 0) {
+      enterInternal(); // (before the attempt: kill-guard.ts)
       if (Atomics.compareExchange(i32, index, v, v | CONTENDED) === v) return v | CONTENDED;
+      leaveInternal();
       continue;
     }
     // As lockCountedSlow: mark CONTENDED, sleep only while the word is exactly that.
@@ -96,6 +102,7 @@ export async function lockCountedAsync(i32: Int32Array, index: number): Promise<
 export function releasePublish(i32: Int32Array, index: number, held: number, next: number, waiters: number, seq: number): void {
   // The compareExchange fails if anyone marked the word (WAIT, CONTENDED) since we took it.
   if ((held & (WAIT | 3)) !== HELD || Atomics.compareExchange(i32, index, held, next) !== held) releaseSlow(i32, index, next, waiters, seq, true);
+  leaveInternal();
 }
 
 /**
@@ -112,6 +119,7 @@ export function publishCount(i32: Int32Array, index: number, seen: number, next:
 export function releaseKeep(i32: Int32Array, index: number, held: number): void {
   // As releasePublish: a lock taken as CONTENDED, or a word marked since, goes the slow way.
   if ((held & 3) !== HELD || Atomics.compareExchange(i32, index, held, held & -4) !== held) releaseSlow(i32, index, 0, 0, 0, false);
+  leaveInternal();
 }
 
 /**

@@ -58,7 +58,9 @@ export const MAILBOX_BOOT_ERROR = 3;
 export const MAILBOX_BOOT_TEXT = 4;
 /** Room for the boot error's text (UTF-16 units; longer texts are cut). */
 export const BOOT_TEXT_UNITS = 480;
-export const MAILBOX_BYTES = MAILBOX_BOOT_TEXT * 4 + BOOT_TEXT_UNITS * 2;
+/** The isolate's held-references ledger (shm/ledger.ts): drained by the parent if the isolate dies abruptly. */
+export const MAILBOX_LEDGER = MAILBOX_BOOT_TEXT + BOOT_TEXT_UNITS / 2;
+export const MAILBOX_BYTES = (MAILBOX_LEDGER + 1) * 4;
 export const BUSY = 0;
 export const IDLE = 1;
 export const ASSIGNED = 2;

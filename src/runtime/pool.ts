@@ -22,8 +22,9 @@ import { encodeToBlock } from '../shm/codec.js';
 import { heap } from '../shm/current.js';
 import { WaitKind, park } from '../shm/wait-site.js';
 import { Kind, dropReference } from '../shm/handles.js';
+import { takeDeadLedger } from '../shm/ledger.js';
 import { S_FAULT_STARTS } from '../shm/heap.js';
-import { ASSIGNED, BUSY, IDLE, MAILBOX_BOOT_ERROR, MAILBOX_BOOT_TEXT, MAILBOX_BYTES, MAILBOX_INIT, MAILBOX_STATE, MAILBOX_TID, type ThreadInit, type WorkerData } from './messages.js';
+import { ASSIGNED, BUSY, IDLE, MAILBOX_BOOT_ERROR, MAILBOX_BOOT_TEXT, MAILBOX_BYTES, MAILBOX_INIT, MAILBOX_LEDGER, MAILBOX_STATE, MAILBOX_TID, type ThreadInit, type WorkerData } from './messages.js';
 import { NATIVE_ID } from '../thread/thread-block.js';
 import { BOOTSTRAP, workerEntry, workerExecArgv, workerPreloads } from './spawn.js';
 
@@ -133,6 +134,11 @@ function spawnIsolate(init: ThreadInit): PooledWorker {
     const at = idle.indexOf(pooled);
     if (at >= 0) idle.splice(at, 1);
     pooled.onExit?.(code, pooled.lastError);
+    // An isolate that died abruptly (out of memory, terminated) could not drop what its objects
+    // held: drop it for it (ledger.ts; empty after a normal exit).
+    for (const [offset, count] of takeDeadLedger((mailbox >> 2) + MAILBOX_LEDGER)) {
+      for (let i = 0; i < count; i++) dropReference(offset);
+    }
     dropReference(mailbox);
   });
   return pooled;

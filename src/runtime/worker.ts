@@ -14,9 +14,10 @@ import { decodeValue } from '../shm/codec.js';
 import { futexWaitAsync, loopHolders } from '../shm/futex.js';
 import { WaitKind, park } from '../shm/wait-site.js';
 import { dropReference, releaseAllHeld } from '../shm/handles.js';
+import { setLedgerSlot } from '../shm/ledger.js';
 import { abandonThread, hasLiveChildren, onIsolateExit, runThreadBody } from '../thread/body.js';
 import { attributeCallbacks } from '../thread/callback-owners.js';
-import { ASSIGNED, BUSY, EXITED, IDLE, MAILBOX_INIT, MAILBOX_STATE, type ThreadInit, type WorkerData } from './messages.js';
+import { ASSIGNED, BUSY, EXITED, IDLE, MAILBOX_INIT, MAILBOX_LEDGER, MAILBOX_STATE, type ThreadInit, type WorkerData } from './messages.js';
 import { writeOutputDirectly } from './output.js';
 
 /** How long an idle isolate blocks (event loop paused) for a next thread before waiting asynchronously. */
@@ -35,6 +36,8 @@ let state = 0;
 export async function runIsolate(bundleLoaded?: Promise<unknown>): Promise<never> {
   data = workerData as WorkerData;
   attachThread(data.sab, data.first.ident);
+  // Before any wrapper exists: what this isolate holds is mirrored for its parent (ledger.ts).
+  setLedgerSlot((data.mailbox >> 2) + MAILBOX_LEDGER);
   // What threads print goes straight to fd 1 and 2, in the order it was printed (output.ts).
   writeOutputDirectly();
   // A callback a thread or task left behind that throws is reported against it (callback-owners.ts).

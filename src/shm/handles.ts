@@ -14,6 +14,7 @@
 
 import { isMainThread } from 'node:worker_threads';
 import { heap } from './current.js';
+import { ledgerAdd, ledgerClear, ledgerRemove } from './ledger.js';
 import type { Heap } from './heap.js';
 
 /** Block kinds. The number is stored in the block header, so it must be the same in every thread. */
@@ -81,7 +82,10 @@ const trackHeld = !isMainThread;
 
 function hold(offset: number): void {
   heldTotal++;
-  if (trackHeld) held.set(offset, (held.get(offset) ?? 0) + 1);
+  if (!trackHeld) return;
+  held.set(offset, (held.get(offset) ?? 0) + 1);
+  // Counted after the reference was taken: a death in between can only leak it (ledger.ts).
+  ledgerAdd(offset);
 }
 
 function unhold(offset: number): boolean {
@@ -91,6 +95,8 @@ function unhold(offset: number): boolean {
   }
   const count = held.get(offset);
   if (count === undefined) return false;
+  // Uncounted before the caller drops it: a parent draining a dead isolate never drops it twice.
+  ledgerRemove(offset);
   heldTotal--;
   if (count === 1) held.delete(offset);
   else held.set(offset, count - 1);
@@ -302,7 +308,13 @@ export function releaseAllHeld(): void {
       // the isolate is ending: one hook's failure must not keep the others from running
     }
   }
-  for (const [offset, count] of held) for (let i = 0; i < count; i++) dropReference(offset);
+  for (const [offset, count] of held) {
+    for (let i = 0; i < count; i++) {
+      ledgerRemove(offset);
+      dropReference(offset);
+    }
+  }
+  ledgerClear();
   held.clear();
   heldTotal = 0;
   identity.clear();

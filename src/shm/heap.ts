@@ -49,7 +49,7 @@
  */
 
 import { ThreadError } from '../errors.js';
-import { mutexLock, mutexUnlock } from './mutex.js';
+import { internalLock, internalUnlock } from './mutex.js';
 
 export const HEADER_BYTES = 256;
 const MAGIC = 0x7468_6b74; // "thkt"
@@ -448,11 +448,11 @@ export class Heap {
 
   /** The allocator's critical sections are a few loads and stores, so contention is short. */
   private lockAllocator(): void {
-    mutexLock(this.i32, S_ALLOC_LOCK);
+    internalLock(this.i32, S_ALLOC_LOCK);
   }
 
   private unlockAllocator(): void {
-    mutexUnlock(this.i32, S_ALLOC_LOCK);
+    internalUnlock(this.i32, S_ALLOC_LOCK);
   }
 }
 

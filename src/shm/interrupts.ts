@@ -40,6 +40,10 @@ export function setInterruptBlock(block: number): void {
   const old = myBlock;
   myBlock = block;
   controller = undefined;
+  wasInterrupted = false;
+  lastTaken = 0;
+  // Promise waits an ended thread left pending are not the next thread's to end.
+  pendingWaits.clear();
   // A watcher of the old block would sleep on it for ever: wake it so it leaves. (A notice
   // nobody else reads; the old block is still this thread's until the caller lets it go.)
   if (watchedBlock === old && old !== 0) {
@@ -72,10 +76,28 @@ export function takeInterrupt(): boolean {
     if (!pendingIn(i32, myBlock >> 2)) return false;
     const request = Atomics.load(i32, slot);
     // (A compareExchange: a new request that lands meanwhile is taken by the next check.)
-    if (Atomics.compareExchange(i32, slot, request, 0) === request) break;
+    if (Atomics.compareExchange(i32, slot, request, 0) === request) {
+      lastTaken = request;
+      // The interrupter may sleep on the request until it is taken (wakeSleeper).
+      Atomics.notify(i32, slot);
+      break;
+    }
   }
+  wasInterrupted = true;
   abortSignal();
   return true;
+}
+
+/** The request takeInterrupt() took last (to put it back: reassertInterrupt). */
+let lastTaken = 0;
+
+/**
+ * Puts back the interrupt the calling thread took last, for a wait that took it but ends
+ * normally all the same (a Barrier that tripped meanwhile: Java sets the flag again too).
+ */
+export function reassertInterrupt(): void {
+  if (myBlock === 0 || lastTaken === 0) return;
+  Atomics.compareExchange(heap().i32, (myBlock >> 2) + W_INTERRUPT, 0, lastTaken);
 }
 
 /** Clears a request left for a pool task that has ended (the next task starts clean). */
@@ -96,7 +118,6 @@ export function sleepWord(): [Int32Array, number] | undefined {
 
 /** The interrupter's wake-up loop: never more than this between two notifies (ms). */
 const RENOTIFY_MS = 1;
-const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /**
  * Interrupts the thread whose block is `block`: the whole thread (WHOLE_THREAD), or only the
@@ -140,18 +161,23 @@ const W_SEQ = 15;
 function wakeSleeper(i32: Int32Array, base: number, kindOf: (word: number) => boolean): void {
   for (let round = 0; ; round++) {
     const word = Atomics.load(i32, base + W_KIND);
-    if (word === 0 || !kindOf(word) || !pendingIn(i32, base)) return;
+    if (word === 0 || !kindOf(word)) return;
+    const request = Atomics.load(i32, base + W_INTERRUPT);
+    if (!pendingIn(i32, base)) return;
     const seq = Atomics.load(i32, base + W_SEQ);
     // Every sleeper on that word wakes (we cannot pick ours); the others re-check and sleep on.
     Atomics.notify(i32, Atomics.load(i32, base + W_ADDR));
     // The sleeper takes it within microseconds once it was asleep; only a wake that came just
     // before its sleep needs another (rarely: between its check and its Atomics.wait).
-    const until = performance.now() + (round < 4 ? 0.05 : 0);
-    do {
-      if (!pendingIn(i32, base) || Atomics.load(i32, base + W_SEQ) !== seq || Atomics.load(i32, base + W_KIND) === 0) return;
-    } while (performance.now() < until);
-    // Nothing to be woken by: a timed sleep between notifies.
-    if (round >= 4) Atomics.wait(pause, 0, 0, RENOTIFY_MS);
+    if (round === 0) {
+      const until = performance.now() + 0.02;
+      do {
+        if (!pendingIn(i32, base) || Atomics.load(i32, base + W_SEQ) !== seq || Atomics.load(i32, base + W_KIND) === 0) return;
+      } while (performance.now() < until);
+    }
+    // Then sleep on the request itself: the taker notifies it (takeInterrupt), so this returns as
+    // soon as it is taken; the timeout bounds a wake that came before the sleeper's sleep.
+    Atomics.wait(i32, base + W_INTERRUPT, request, RENOTIFY_MS);
   }
 }
 
@@ -172,16 +198,22 @@ export function onNotice(hook: () => void): void {
 export function threadSignal(): AbortSignal {
   controller ??= new AbortController();
   watchNotices();
-  if (interruptPending()) abortSignal();
+  // (An interrupt a wait already took, before the signal was first read, counts too.)
+  if (wasInterrupted || interruptPending()) abortSignal();
   return controller.signal;
 }
+
+/** Whether this thread (or its task) was interrupted since it began: its signal's state. */
+let wasInterrupted = false;
 
 /** A pool thread's next task gets a fresh signal. */
 export function resetThreadSignal(): void {
   controller = undefined;
+  wasInterrupted = false;
 }
 
 function abortSignal(): void {
+  wasInterrupted = true;
   if (controller !== undefined && !controller.signal.aborted) controller.abort(interruptedError('the thread'));
 }
 

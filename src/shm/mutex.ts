@@ -17,6 +17,7 @@
 import { myLockWord } from './current.js';
 import { SPIN_LIMIT } from './futex.js';
 import { WaitKind, beginWait, endWait, park, parkAsync } from './wait-site.js';
+import { enterInternal, leaveInternal } from './kill-guard.js';
 
 export const UNLOCKED = 0;
 /** The low bit of a held word: a thread may be sleeping on it, its unlock must notify. */
@@ -32,9 +33,21 @@ export function mutexOwner(word: number): number {
   return word >>> 1;
 }
 
-/** Takes the word, however long that takes (threadkit's internal locks). */
-export function mutexLock(i32: Int32Array, index: number, kind: WaitKind = WaitKind.Internal, object = 0): void {
+/** Takes the word, however long that takes (Lock and RLock's blocking acquire). */
+export function mutexLock(i32: Int32Array, index: number, kind: WaitKind, object: number): void {
   if (!mutexTryLock(i32, index)) mutexLockSlow(i32, index, Infinity, kind, object);
+}
+
+/** Takes one of threadkit's internal locks (never while its isolate may be killed: kill-guard.ts). */
+export function internalLock(i32: Int32Array, index: number): void {
+  enterInternal();
+  if (!mutexTryLock(i32, index)) mutexLockSlow(i32, index, Infinity, WaitKind.Internal, 0);
+}
+
+/** Releases an internal lock taken with internalLock. */
+export function internalUnlock(i32: Int32Array, index: number): void {
+  mutexUnlock(i32, index);
+  leaveInternal();
 }
 
 /** Spins briefly: a holder on another core usually releases within a few hundred ns. */

@@ -27,6 +27,7 @@
 import { WAIT_SPIN_MICROS, type WaitResult, futexWait, futexWaitAsync, spinUntilChanged } from './futex.js';
 import { heap } from './current.js';
 import { dropReference } from './handles.js';
+import { setGuardBlock } from './kill-guard.js';
 import { addInterruptibleWait, interruptPending, interruptedError, setInterruptBlock, takeInterrupt } from './interrupts.js';
 
 export const enum WaitKind {
@@ -74,6 +75,7 @@ let myBlock = 0;
 export function setWaitRecordBlock(block: number): void {
   myBlock = block;
   setInterruptBlock(block);
+  setGuardBlock(block);
 }
 
 /** The names of waits, for an InterruptedError's message. */
@@ -113,6 +115,38 @@ let observer: ParkObserver | undefined;
 
 export function setParkObserver(o: ParkObserver | undefined): void {
   observer = o;
+}
+
+/**
+ * A clock this thread keeps for others while it waits (futures/task-stopper.ts: the timeouts and
+ * kills of the pool tasks it owns): its waits end at `due()` to `run()` it, and after a wake-up
+ * it may look whether anyone asked (`woken()`). Only waits an interrupt may end run it (never
+ * threadkit's internal ones: the service takes internal locks itself).
+ */
+export interface ParkService {
+  /** performance.now() ms of the next deadline, or Infinity. */
+  due(): number;
+  run(): void;
+  woken(): void;
+}
+let service: ParkService | undefined;
+
+export function setParkService(s: ParkService): void {
+  service = s;
+}
+
+/** futexWait, ending at the service's next deadline to run it (then a spurious 'ok'). */
+function sleepServing(i32: Int32Array, index: number, expected: number, deadline: number, spinMicros: number): WaitResult {
+  const serving = service;
+  if (serving === undefined) return futexWait(i32, index, expected, deadline, spinMicros);
+  const due = serving.due();
+  const result = futexWait(i32, index, expected, due < deadline ? due : deadline, spinMicros);
+  if (result === 'timed-out' && due < deadline) {
+    serving.run();
+    return 'ok';
+  }
+  serving.woken();
+  return result;
 }
 
 /**
@@ -216,13 +250,13 @@ export function park(
     }
     const watching = observer;
     if (watching === undefined) {
-      const result = futexWait(i32, index, expected, deadline, spinMicros);
+      const result = interruptible ? sleepServing(i32, index, expected, deadline, spinMicros) : futexWait(i32, index, expected, deadline, spinMicros);
       if (interruptible && interruptPending()) leaveInterrupted(i32, index, kind);
       return result;
     }
     try {
       watching.beforeSleep(kind, object, forever);
-      const result = futexWait(i32, index, expected, deadline, spinMicros);
+      const result = interruptible ? sleepServing(i32, index, expected, deadline, spinMicros) : futexWait(i32, index, expected, deadline, spinMicros);
       // Woken to end with an error? (The asker notifies our W_ADDR until we take its request.)
       const h = heap();
       const seq = Atomics.load(h.i32, (myBlock >> 2) + W_SEQ);

@@ -23,13 +23,14 @@
  */
 
 import { inspect } from 'node:util';
-import { BrokenBarrierError, ThreadError, describeError } from '../errors.js';
+import { BrokenBarrierError, InterruptedError, ThreadError, describeError } from '../errors.js';
 import { decodeValue, encodeValue } from '../shm/codec.js';
 import { describe, timeoutOrZero } from '../shm/futex.js';
 import { type FunctionDescriptor, type ThreadFunction, compileSource, describeFunction, explainMissingName } from '../shm/functions.js';
 import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs, wrapperFor } from '../shm/handles.js';
 import { Condition } from './condition.js';
 import { WaitKind } from '../shm/wait-site.js';
+import { reassertInterrupt } from '../shm/interrupts.js';
 import { Lock } from './lock.js';
 import { address } from './options.js';
 
@@ -224,8 +225,12 @@ export class Barrier extends SharedObject {
         try {
           tripped = await this.cond.waitForAsync(() => this.get(STATE) !== FILLING, { timeout: limit, signal: options.signal });
         } catch (error) {
-          this.breakBarrier();
-          throw error;
+          if (!(error instanceof InterruptedError)) {
+            this.breakBarrier();
+            throw error;
+          }
+          this.leaveInterrupted(error);
+          tripped = true;
         }
         this.checkTripped(tripped);
       }
@@ -290,11 +295,24 @@ export class Barrier extends SharedObject {
     try {
       tripped = this.cond.waitFor(() => this.get(STATE) !== FILLING, limit);
     } catch (error) {
-      // Interrupted: the others cannot trip without this thread (Java breaks the barrier too).
-      this.breakBarrier();
-      throw error;
+      this.leaveInterrupted(error);
+      tripped = true;
     }
     this.checkTripped(tripped);
+  }
+
+  /**
+   * An interrupted wait (the lock held again): if this generation tripped meanwhile, the thread
+   * passed, and keeps its interrupt for its next wait (as Java's CyclicBarrier); otherwise the
+   * others cannot trip without it, so the barrier breaks and the error is thrown.
+   */
+  private leaveInterrupted(error: unknown): void {
+    if (error instanceof InterruptedError && this.get(STATE) !== FILLING) {
+      reassertInterrupt();
+      return;
+    }
+    this.breakBarrier();
+    throw error;
   }
 
   private checkTripped(tripped: boolean): void {

@@ -19,7 +19,7 @@ import { DeadlockError } from '../errors.js';
 import { heap } from '../shm/current.js';
 import type { Heap } from '../shm/heap.js';
 import { S_DEADLOCK_MODE, S_DETECTING, S_LAST_WARNED } from '../shm/heap.js';
-import { mutexLock, mutexUnlock } from '../shm/mutex.js';
+import { internalLock, internalUnlock } from '../shm/mutex.js';
 import { NO_RAISE, TIMED, WaitKind, W_ADDR, W_KIND, W_RAISE, W_SEQ, clearWaitRecord, setParkObserver, waitMayRaise, waitRecordBlock } from '../shm/wait-site.js';
 import { forgetStack, recordStack, snapshotOf, threadLine, waitLine, waitStacksWanted } from './dump.js';
 import { type Holders, holdersOf, locksHeld, readWait, withLiveThreads } from './wait-graph.js';
@@ -65,13 +65,13 @@ setParkObserver({
   raiseAsked(kind: WaitKind, object: number): never {
     const h = heap();
     const me = waitRecordBlock();
-    mutexLock(h.i32, S_DETECTING);
+    internalLock(h.i32, S_DETECTING);
     let found: Found | undefined;
     try {
       found = findCycleThrough(h, me, kind, object);
       clearWaitRecord();
     } finally {
-      mutexUnlock(h.i32, S_DETECTING);
+      internalUnlock(h.i32, S_DETECTING);
     }
     throw found?.error() ?? new DeadlockError('deadlock: this wait was part of a cycle of threads waiting on each other, found by the thread that closed it (the cycle changed before this thread could describe it)');
   },
@@ -89,7 +89,7 @@ function detect(h: Heap, me: number, kind: WaitKind, object: number, mode: numbe
   if (!HOLDABLE.has(kind)) return;
   const raise = mode === 2;
   const mayRaise = waitMayRaise();
-  mutexLock(h.i32, S_DETECTING);
+  internalLock(h.i32, S_DETECTING);
   let found: Found | undefined;
   let asked: Asked | undefined;
   try {
@@ -99,7 +99,7 @@ function detect(h: Heap, me: number, kind: WaitKind, object: number, mode: numbe
     else if (raise) asked = askToRaise(h, found.cycle.slice(1));
     if (!raise || (!mayRaise && asked === undefined)) warnOnce(h, found.text, found.key);
   } finally {
-    mutexUnlock(h.i32, S_DETECTING);
+    internalUnlock(h.i32, S_DETECTING);
   }
   if (raise && mayRaise) throw found.error();
   if (asked !== undefined) wakeUntilTaken(h, asked);

@@ -19,7 +19,7 @@
 
 import { heap } from '../shm/current.js';
 import { S_ROOTS } from '../shm/heap.js';
-import { mutexLock, mutexUnlock } from '../shm/mutex.js';
+import { internalLock, internalUnlock } from '../shm/mutex.js';
 import { dropReference } from '../shm/handles.js';
 import { DAEMON, FLAGS, MAIN, NEXT, POOL, PREV } from './thread-block.js';
 
@@ -31,12 +31,12 @@ export const MAIN_BLOCK = S_ROOTS + 4;
 
 function withRegistry<T>(body: (i32: Int32Array) => T): T {
   const h = heap();
-  mutexLock(h.i32, LOCK);
+  internalLock(h.i32, LOCK);
   try {
     h.ensureMapped(h.topBytes());
     return body(h.i32);
   } finally {
-    mutexUnlock(h.i32, LOCK);
+    internalUnlock(h.i32, LOCK);
   }
 }
 

@@ -28,6 +28,7 @@
  * |        |           | task KILL_TASK still runs (futures/task-stopper.ts), 0 for none      |
  * | 24     | KILL_TASK | the future KILL_AT is for (its negative: the kill is under way)      |
  * | 25     | KILL_KIND | what happens at KILL_AT: the task times out (1), or is killed (2)    |
+ * | 26     | INSIDE    | 1 while the thread is inside an internal locked section (kill-guard) |
  * | 28..   | NAME      | the name, UTF-8, at most NAME_BYTES (longer names are cut there)     |
  *
  * The thread writes RESULT and EXCEPTION before it stores STOPPED and notifies, so a joiner
@@ -37,6 +38,7 @@
 import type { Heap } from '../shm/heap.js';
 import { WAIT_RECORD_END, W_KIND } from '../shm/wait-site.js';
 import { W_INTERRUPT, W_NOTICE } from '../shm/interrupts.js';
+import { W_KILL_TASK } from '../shm/kill-guard.js';
 
 export const STATE = 0;
 export const IDENT = 1;
@@ -55,7 +57,7 @@ export const INTERRUPT = W_INTERRUPT;
 export const NOTICE = W_NOTICE;
 /** Float64 slot index (Int32 slots 22, 23). */
 export const KILL_AT_F64 = 11;
-export const KILL_TASK = 24;
+export const KILL_TASK = W_KILL_TASK;
 export const KILL_KIND = 25;
 export const NAME = 28;
 
