@@ -29,6 +29,7 @@ export { dumpThreads, type ThreadDump, type ThreadSnapshot } from './thread/dump
 import './thread/deadlock.js';
 import { listenForDumpRequestsFromEnv } from './thread/watchdog.js';
 export { dumpThreadsLater, cancelDumpThreadsLater } from './thread/watchdog.js';
+export { startTrace, stopTrace, isTracing, Trace, type TraceOptions } from './trace/trace.js';
 export { heapStats, type HeapStats } from './thread/stats.js';
 export { SharedValue, sharedArray, type SharedValueKind } from './thread/shared-value.js';
 

@@ -38,6 +38,7 @@ import { Kind, SharedObject, dropReference, registerKind, reviveAs } from '../sh
 import { HeapExhaustedError, S_ROOTS } from '../shm/heap.js';
 import { internalLock, internalUnlock } from '../shm/mutex.js';
 import { address } from '../sync/options.js';
+import { wake } from '../shm/trace-ring.js';
 
 const STATE = 0;
 const LOCK = 1;
@@ -494,12 +495,12 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
   private announce(state: number, sleepers: boolean): void {
     const i32 = this.i32;
     // Only a change that took WAITED away can have sleepers (storeState); one that marks after it sees the new state.
-    if (sleepers) Atomics.notify(i32, this.base + STATE);
+    if (sleepers) wake(i32, this.base + STATE);
     if (state === RUNNING) return;
     const inbox = Atomics.load(i32, this.base + LISTENER);
     if (inbox !== 0) deliverToInbox(this._heap, inbox, this._offset);
     Atomics.add(i32, COMPLETIONS, 1);
-    if (Atomics.load(i32, COMPLETION_WAITERS) > 0) Atomics.notify(i32, COMPLETIONS);
+    if (Atomics.load(i32, COMPLETION_WAITERS) > 0) wake(i32, COMPLETIONS);
     if (state === CANCELLED_AND_NOTIFIED) return; // callbacks ran at CANCELLED
     const entry = localCallbacks.get(this._offset);
     if (entry !== undefined) {

@@ -12,6 +12,7 @@
 import { InterruptedError, ThreadError, describeError } from '../errors.js';
 import { clearInterrupt, resetThreadSignal } from '../shm/interrupts.js';
 import { awaitTermination } from '../shm/kill-guard.js';
+import { TraceType, traceEvent, traceGen, traceName } from '../shm/trace-ring.js';
 import { heap } from '../shm/current.js';
 import { type FunctionDescriptor, compileSource, explainMissingName } from '../shm/functions.js';
 import { dropReference, reviveUntracked } from '../shm/handles.js';
@@ -168,6 +169,7 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
         functions.set(header.functionId, fn);
       }
       owner.fn = fn.name;
+      if (traceGen() !== 0) traceEvent(TraceType.TaskBegin, 0, header.future, traceName(fn.name), executor._offset);
       if (header.chunked) {
         const results: unknown[] = [];
         for (const item of args as unknown[][]) {
@@ -183,6 +185,7 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
       failed = true;
       outcome = error;
     }
+    if (traceGen() !== 0) traceEvent(TraceType.TaskEnd, 0, header.future, failed ? (outcome instanceof InterruptedError ? 2 : 1) : 0, executor._offset);
     // Idle from here on for a submit's count: the caller of result() may submit again at once.
     queue.finishing();
     state.finishing = true;

@@ -63,6 +63,7 @@ import { type QueueAsyncOptions, type QueueOptions, negativeTimeout, optBlock, o
 import { DECODE_BLOCK, DECODE_ITEM, DECODE_SCRATCH, R, STAGE, Staged, receiveBlock, scratch, scratchLength, stageItem, takenBlock, unstage } from './records.js';
 import { SHRINK_ABOVE, detachFifo, drainFifo, insertFifo, maybeShrink, resetStorage, takeFifo } from './ring.js';
 import { available, waitForEnd, waitForEndAsync } from './waits.js';
+import { wake } from '../shm/trace-ring.js';
 
 // ---- the core class --------------------------------------------------------------------------------
 
@@ -473,7 +474,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
       const done = Atomics.load(i32, b + DONE_WORD);
       const next = (done + ONE) | 0;
       if (Atomics.compareExchange(i32, b + DONE_WORD, done, next) !== done) continue;
-      if (itemsBetween(Atomics.load(i32, b + PUT_WORD), next) <= 0) Atomics.notify(i32, b + DONE_WORD);
+      if (itemsBetween(Atomics.load(i32, b + PUT_WORD), next) <= 0) wake(i32, b + DONE_WORD);
       return;
     }
   }

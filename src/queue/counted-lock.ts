@@ -8,6 +8,7 @@
 import { WaitKind, park, parkAsync } from '../shm/wait-site.js';
 import { enterInternal, leaveInternal } from '../shm/kill-guard.js';
 import { PUT_WORD } from './layout.js';
+import { wake } from '../shm/trace-ring.js';
 
 /** Lock states in the low 2 bits of a lock-and-counter word (as shm/mutex.ts). */
 const HELD = 1;
@@ -138,11 +139,11 @@ function releaseSlow(i32: Int32Array, index: number, next: number, waiters: numb
     else value = next | ((v & WAIT) !== 0 && Atomics.load(i32, waiters) > 1 ? WAIT : 0);
     if (Atomics.compareExchange(i32, index, v, value) !== v) continue;
     // The word changed before these notifies: a lock sleeper wakes or finds it changed.
-    if ((v & 3) === CONTENDED) Atomics.notify(i32, index, 1);
+    if ((v & 3) === CONTENDED) wake(i32, index, 1);
     if (publish && (v & WAIT) !== 0) {
       // Bump first: a sleeper between its read of `seq` and its sleep does not sleep.
       Atomics.add(i32, seq, 1);
-      Atomics.notify(i32, seq, 1);
+      wake(i32, seq, 1);
     }
     return;
   }

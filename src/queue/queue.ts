@@ -21,6 +21,7 @@ import { Flavor, registerFlavor } from './flavors.js';
 import { DONE_WORD, JOIN_WAITERS, MAXSIZE, NOT_FULL_SEQ, PUT_WORD } from './layout.js';
 import { type QueueJoinOptions, checkMaxsize } from './options.js';
 import { destroyFifo } from './ring.js';
+import { wake } from '../shm/trace-ring.js';
 
 export class Queue<T = unknown> extends QueueCore<T> {
   /** @internal which storage the class uses (subclasses override). */
@@ -93,7 +94,7 @@ export class Queue<T = unknown> extends QueueCore<T> {
       // DONE_WORD changed before we look for joiners: a joiner registered before this load is
       // woken; one registering after it reads the new DONE_WORD and sees no task left.
       if (itemsBetween(put, done) === 1 && itemsBetween(Atomics.load(i32, b + PUT_WORD), done) === 1 && Atomics.load(i32, b + JOIN_WAITERS) > 0) {
-        Atomics.notify(i32, b + DONE_WORD);
+        wake(i32, b + DONE_WORD);
       }
       return;
     }

@@ -77,6 +77,11 @@ export const S_WATCHDOG = 96;
 export const S_DETECTING = 97;
 /** Hash of the deadlock cycle 'warn' printed last (thread/deadlock.ts). */
 export const S_LAST_WARNED = 98;
+/** The trace under way: its generation (0: tracing off), events kept per thread, the ring list and its lock (shm/trace-ring.ts). */
+export const S_TRACE = 99;
+export const S_TRACE_MAX = 100;
+export const S_TRACE_LOCK = 101;
+export const S_TRACE_RINGS = 102;
 const S_FREE_HEAD = 32;
 const S_FREE_COUNT = 64;
 

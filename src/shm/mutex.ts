@@ -18,6 +18,7 @@ import { myLockWord } from './current.js';
 import { SPIN_LIMIT } from './futex.js';
 import { WaitKind, beginWait, endWait, park, parkAsync } from './wait-site.js';
 import { enterInternal, leaveInternal } from './kill-guard.js';
+import { wake } from './trace-ring.js';
 
 export const UNLOCKED = 0;
 /** The low bit of a held word: a thread may be sleeping on it, its unlock must notify. */
@@ -113,6 +114,6 @@ export async function mutexLockAsync(i32: Int32Array, index: number, deadline: n
  */
 export function mutexUnlock(i32: Int32Array, index: number): number {
   const previous = Atomics.exchange(i32, index, UNLOCKED);
-  if ((previous & CONTENDED) !== 0) Atomics.notify(i32, index, 1);
+  if ((previous & CONTENDED) !== 0) wake(i32, index, 1);
   return previous;
 }

@@ -28,6 +28,7 @@ import { WAIT_SPIN_MICROS, type WaitResult, futexWait, futexWaitAsync, spinUntil
 import { heap } from './current.js';
 import { dropReference } from './handles.js';
 import { setGuardBlock } from './kill-guard.js';
+import { TraceType, traceEvent, traceGen } from './trace-ring.js';
 import { addInterruptibleWait, interruptPending, interruptedError, setInterruptBlock, takeInterrupt } from './interrupts.js';
 
 export const enum WaitKind {
@@ -241,6 +242,10 @@ export function park(
   if (spinUntilChanged(i32, index, expected, Math.min(spinMicros ?? WAIT_SPIN_MICROS, (deadline - performance.now()) * 1000))) return 'not-equal';
   spinMicros = 0;
   record(kind, object, index, forever);
+  const traced = traceGen() !== 0;
+  // (A Lock's or RLock's word names its holder.)
+  if (traced) traceEvent(TraceType.WaitBegin, kind, object, index, kind === WaitKind.Lock || kind === WaitKind.RLock ? expected >>> 1 : 0);
+  let outcome = 2; // WaitEnd's result: 0 woken, 1 timed out, 2 an error
   try {
     // After the record (a seq-cst store), before the sleep: an interrupter that wrote its request
     // before we wrote the record is seen here; one that wrote it after sees our record and
@@ -252,6 +257,7 @@ export function park(
     if (watching === undefined) {
       const result = interruptible ? sleepServing(i32, index, expected, deadline, spinMicros) : futexWait(i32, index, expected, deadline, spinMicros);
       if (interruptible && interruptPending()) leaveInterrupted(i32, index, kind);
+      outcome = result === 'timed-out' ? 1 : 0;
       return result;
     }
     try {
@@ -267,11 +273,13 @@ export function park(
         watching.raiseAsked(kind, object);
       }
       if (interruptible && interruptPending()) leaveInterrupted(i32, index, kind);
+      outcome = result === 'timed-out' ? 1 : 0;
       return result;
     } finally {
       watching.afterWake();
     }
   } finally {
+    if (traced) traceEvent(TraceType.WaitEnd, kind, object, index, outcome);
     clear();
   }
 }
@@ -308,10 +316,16 @@ export async function parkAsync(
   heap().retain(block);
   // A count dumps read; nobody sleeps on it.
   Atomics.add(heap().i32, slot, 1);
+  const traced = traceGen() !== 0;
+  if (traced) traceEvent(TraceType.AsyncWaitBegin, 0, 0, index);
+  let outcome = 2;
   try {
     const waiting = futexWaitAsync(i32, index, expected, deadline, signal);
-    return await (interruptible ? interruptibly(waiting, i32, index) : waiting);
+    const result = await (interruptible ? interruptibly(waiting, i32, index) : waiting);
+    outcome = result === 'timed-out' ? 1 : 0;
+    return result;
   } finally {
+    if (traced) traceEvent(TraceType.AsyncWaitEnd, 0, 0, index, outcome);
     Atomics.sub(heap().i32, slot, 1);
     dropReference(block);
   }

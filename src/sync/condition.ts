@@ -37,6 +37,7 @@ import { Kind, SharedObject, dropReference, isGenuine, isReviving, onIsolateExit
 import { Lock } from './lock.js';
 import { type AcquireOptions, type AsyncAcquireOptions, type Held, heldBy, holdTimeout, lockAcquireOptions } from './options.js';
 import { RLock } from './rlock.js';
+import { wake } from '../shm/trace-ring.js';
 
 const LOCK = 0;
 const HEAD = 1;
@@ -253,7 +254,7 @@ export class Condition extends SharedObject {
         dropReference(node);
         continue;
       }
-      Atomics.notify(i32, (node >> 2) + NODE_STATE, 1);
+      wake(i32, (node >> 2) + NODE_STATE, 1);
       n--;
     }
   }

@@ -19,6 +19,7 @@ import { deadlineAfter, timeoutOrZero } from '../shm/futex.js';
 import { READY, WaitKind, type WaitLoop, parkUntil, parkUntilAsync } from '../shm/wait-site.js';
 import { Kind, SharedObject, registerKind, reviveAs } from '../shm/handles.js';
 import { address } from './options.js';
+import { wake } from '../shm/trace-ring.js';
 
 const WORD = 0;
 const WAITERS = 1;
@@ -57,7 +58,7 @@ export class Event extends SharedObject {
       if (seen === word) break;
       word = seen;
     }
-    if (Atomics.load(i32, this.base + WAITERS) > 0) Atomics.notify(i32, this.base + WORD);
+    if (Atomics.load(i32, this.base + WAITERS) > 0) wake(i32, this.base + WORD);
   }
 
   /** Resets the flag; later `wait` calls block until `set()`. */

@@ -18,6 +18,7 @@ import { deadlineAfter, describe } from '../shm/futex.js';
 import { READY, WaitKind, type WaitLoop, parkUntil, parkUntilAsync } from '../shm/wait-site.js';
 import { Kind, SharedObject, isReviving, registerKind, reviveAs } from '../shm/handles.js';
 import { type AcquireOptions, type AsyncAcquireOptions, type Held, address, heldBy, holdTimeout, semaphoreAcquireOptions } from './options.js';
+import { wake } from '../shm/trace-ring.js';
 
 const VALUE = 0;
 const WAITERS = 1;
@@ -115,7 +116,7 @@ export class Semaphore extends SharedObject {
 
   /** @internal wake sleepers after permits were added (only when someone is in the slow path) */
   protected wake(n: number): void {
-    if (Atomics.load(this._i32, this._base + WAITERS) > 0) Atomics.notify(this._i32, this._base + VALUE, n);
+    if (Atomics.load(this._i32, this._base + WAITERS) > 0) wake(this._i32, this._base + VALUE, n);
   }
 
   private tryTake(): boolean {

@@ -20,6 +20,7 @@ import { clearThreadLocals } from './local.js';
 import * as B from './thread-block.js';
 import { Thread, claimEnding, getNativeId, publishStopped, setCurrentThread, storeEncoded, storeException } from './thread.js';
 import { resetExcepthook } from './excepthook.js';
+import { TraceType, traceEvent, traceGen, traceThreadEnded } from '../shm/trace-ring.js';
 
 export { hasLiveChildren } from './thread.js';
 
@@ -144,6 +145,7 @@ export async function runThreadBody(init: ThreadInit): Promise<void> {
     thread = await threadObject(init);
     rememberIdentity(thread);
     setCurrentThread(thread);
+    if (traceGen() !== 0) traceEvent(TraceType.ThreadBegin, 0, init.threadBlock, Atomics.load(h.i32, (init.threadBlock >> 2) + B.PARENT));
     running = { thread, init };
     if (init.subclass !== undefined) Object.assign(thread, decodeValue(init.subclass.fields));
     const args = decodeValue(init.args) as unknown[];
@@ -185,6 +187,8 @@ function finish(init: ThreadInit, thread: Thread | undefined, failed: boolean, e
   const block = init.threadBlock;
   resetExcepthook(); // a reused isolate's next thread starts with the default hook
   clearThreadLocals();
+  if (traceGen() !== 0) traceEvent(TraceType.ThreadEnd, 0, block, failed ? 1 : 0);
+  traceThreadEnded();
   setCurrentThread(undefined);
   if (!claimEnding(h, block)) {
     // The parent saw this isolate as dead first (it cannot be, but stay exact): nothing to publish.

@@ -30,6 +30,7 @@ import { WaitKind, beginWait, endWait, isInterruptibleWait, park, parkAsync, set
 import { WHOLE_THREAD, requestInterrupt, takeInterrupt, threadSignal } from '../shm/interrupts.js';
 import { MAIN_BLOCK, NON_DAEMON, liveCount, liveThreadBlocks, registerThread, unregisterThread } from './registry.js';
 import * as B from './thread-block.js';
+import { setTraceThreadName, wake } from '../shm/trace-ring.js';
 
 /**
  * What a thread runs, typed: a function (or typed module function) of the arguments `A` that
@@ -512,7 +513,7 @@ export function claimEnding(h: ReturnType<typeof heap>, block: number): boolean 
 export function publishStopped(h: ReturnType<typeof heap>, block: number): void {
   unregisterThread(block);
   Atomics.store(h.i32, (block >> 2) + B.STATE, B.STOPPED);
-  Atomics.notify(h.i32, (block >> 2) + B.STATE);
+  wake(h.i32, (block >> 2) + B.STATE);
 }
 
 // ---- encoded values in a thread block ---------------------------------------------------------
@@ -573,6 +574,7 @@ let current: Thread | undefined;
 export function setCurrentThread(thread: Thread | undefined): void {
   current = thread;
   setWaitRecordBlock(thread === undefined ? 0 : thread._offset);
+  setTraceThreadName(thread === undefined ? '' : thread.name);
 }
 
 /** The Thread object of the calling thread (inside a target too). */
