@@ -30,6 +30,7 @@ import './thread/deadlock.js';
 import { listenForDumpRequestsFromEnv } from './thread/watchdog.js';
 export { dumpThreadsLater, cancelDumpThreadsLater } from './thread/watchdog.js';
 export { startTrace, stopTrace, isTracing, Trace, type TraceOptions } from './trace/trace.js';
+import { traceFromEnvironment } from './trace/trace.js';
 export { heapStats, type HeapStats } from './thread/stats.js';
 export { SharedValue, sharedArray, type SharedValueKind } from './thread/shared-value.js';
 
@@ -49,3 +50,5 @@ import './runtime/bundled-worker.js';
 
 // THREADKIT_DUMP_ON_REQUEST=1: dumps asked for from outside (after every module above is loaded).
 listenForDumpRequestsFromEnv();
+// THREADKIT_TRACE=out: the whole run traced, written at exit.
+traceFromEnvironment();

@@ -63,7 +63,8 @@ import { type QueueAsyncOptions, type QueueOptions, negativeTimeout, optBlock, o
 import { DECODE_BLOCK, DECODE_ITEM, DECODE_SCRATCH, R, STAGE, Staged, receiveBlock, scratch, scratchLength, stageItem, takenBlock, unstage } from './records.js';
 import { SHRINK_ABOVE, detachFifo, drainFifo, insertFifo, maybeShrink, resetStorage, takeFifo } from './ring.js';
 import { available, waitForEnd, waitForEndAsync } from './waits.js';
-import { wake } from '../shm/trace-ring.js';
+import { COUNTER_QUEUE_DEPTH, TraceType, traceEvent, wake } from '../shm/trace-ring.js';
+import { S_TRACE } from '../shm/heap.js';
 
 // ---- the core class --------------------------------------------------------------------------------
 
@@ -271,6 +272,8 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
     // wakes a sleeping getter if one announced itself (releasePublish).
     releasePublish(h.i32, b + PUT_WORD, word, next, b + GET_WAITERS, b + NOT_EMPTY_SEQ);
     st.clear();
+    // Tracing: the queue's depth after the put (off, one plain load).
+    if (h.i32[S_TRACE] !== 0) traceEvent(TraceType.Counter, 0, this._offset, COUNTER_QUEUE_DEPTH, this.qsize());
     return PUT_OK;
   }
 
@@ -390,6 +393,7 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
       releasePublish(i32, b + GET_WORD, word, next, b + PUT_WAITERS, b + NOT_FULL_SEQ);
       this._getGuess = next;
     }
+    if (h.i32[S_TRACE] !== 0) traceEvent(TraceType.Counter, 0, this._offset, COUNTER_QUEUE_DEPTH, this.qsize());
     return value;
   }
 

@@ -33,6 +33,9 @@ export const enum TraceType {
   AsyncWaitEnd = 10,
 }
 
+/** Counter events' `a`: what is counted (`b`: its value; `object`: whose). */
+export const COUNTER_QUEUE_DEPTH = 1;
+
 /** Ring header slots. */
 export const R_NEXT = 0;
 export const R_IDENT = 1;

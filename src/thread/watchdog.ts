@@ -14,10 +14,13 @@ import { S_WATCHDOG } from '../shm/heap.js';
 import { dumpThreads, wantWaitStacks } from './dump.js';
 import { dumpRequestPaths } from './dump-request.js';
 import { Thread } from './thread.js';
+import { writeTraceFromEnvironment } from '../trace/trace.js';
 
 function runWatchdog(stop: Event, ms: number, repeat: boolean, exit: boolean): void {
   while (!stop.wait(ms)) {
     writeSync(2, `${dumpThreads().toString()}\n`);
+    // THREADKIT_TRACE: the program hangs, so its exit may never come: write the trace now.
+    writeTraceFromEnvironment();
     // A worker cannot exit the process, and the main thread may be blocked: a signal ends it.
     if (exit) process.kill(process.pid, 'SIGKILL');
     if (!repeat) break;

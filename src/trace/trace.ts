@@ -11,6 +11,7 @@
  */
 
 import { writeFileSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
 import { ThreadError } from '../errors.js';
 import { heap } from '../shm/current.js';
 import { describe } from '../shm/futex.js';
@@ -218,6 +219,7 @@ function toChrome(rings: RingContent[], begin: number, end: number): ChromeTrace
   const wakes = new Map<number, { ts: number; tid: number }[]>();
   const waitEnds: { address: number; ts: number; beganAt: number; tid: number }[] = [];
   const poolChanges: { pool: number; ts: number; delta: number }[] = [];
+  const counters: { name: string; ts: number; value: number }[] = [];
   const span = (tid: number, name: string, cat: string, from: number, to: number, args?: Record<string, unknown>): void => {
     const ts = us(Math.max(from, begin));
     events.push({ ph: 'X', name, cat, pid: 1, tid, ts, dur: Math.max(0, us(Math.min(to, end)) - ts), ...(args === undefined ? {} : { args }) });
@@ -272,6 +274,9 @@ function toChrome(rings: RingContent[], begin: number, end: number): ChromeTrace
           if (e.b === 0) waitEnds.push({ address: e.a, ts: e.ts, beganAt: open.ts, tid });
           break;
         }
+        case TraceType.Counter:
+          counters.push({ name: `queue at ${hex(e.object)} depth`, ts: e.ts, value: e.b });
+          break;
         case TraceType.Wake: {
           const list = wakes.get(e.a) ?? [];
           list.push({ ts: e.ts, tid });
@@ -289,6 +294,8 @@ function toChrome(rings: RingContent[], begin: number, end: number): ChromeTrace
     }
     if (threadBegan !== undefined || threadEnded !== undefined) span(tid, nameOf(tid), 'thread', threadBegan ?? begin, threadEnded ?? end);
   }
+  counters.sort((x, y) => x.ts - y.ts);
+  for (const c of counters) events.push({ ph: 'C', name: c.name, pid: 1, ts: us(c.ts), args: { value: c.value } });
   addFlows(events, wakes, waitEnds, us);
   addPoolCounters(events, poolChanges, us);
   return { traceEvents: events, displayTimeUnit: 'ms', otherData: { producer: 'threadkit', threads: idents.length } };
@@ -316,11 +323,14 @@ function addFlows(events: ChromeEvent[], wakes: Map<number, { ts: number; tid: n
     if (found < 0) continue;
     const waker = list[found]!;
     if (waker.ts < end.beganAt - CLOCK_SLACK_MS) continue;
+    // The arrow ends just inside the wait's span, and never starts after that (the two
+    // threads' clocks may differ by a hair: the wake-up is then drawn at the wait's end).
+    const into = Math.max(us(end.beganAt), us(end.ts) - 0.001);
+    const at = Math.min(us(waker.ts), into);
     id++;
-    const at = us(waker.ts);
     events.push({ ph: 'X', name: 'wake', cat: 'wake', pid: 1, tid: waker.tid, ts: at, dur: 1 });
     events.push({ ph: 's', id, name: 'hand-off', cat: 'handoff', pid: 1, tid: waker.tid, ts: at });
-    events.push({ ph: 'f', bp: 'e', id, name: 'hand-off', cat: 'handoff', pid: 1, tid: end.tid, ts: Math.max(at, us(end.ts) - 0.001) });
+    events.push({ ph: 'f', bp: 'e', id, name: 'hand-off', cat: 'handoff', pid: 1, tid: end.tid, ts: into });
   }
 }
 
@@ -347,3 +357,33 @@ function hex(offset: number): string {
   return `0x${offset.toString(16)}`;
 }
 
+
+/**
+ * `THREADKIT_TRACE=out node app.js`: the main thread starts a trace when threadkit loads, and
+ * `out.json` and `out.html` are written when the process exits (or by the hang watchdog of
+ * `dumpThreadsLater`, when it fires, for a program that never exits).
+ */
+export function traceFromEnvironment(): void {
+  const out = process.env.THREADKIT_TRACE;
+  if (!isMainThread || out === undefined || out === '') return;
+  startTrace();
+  process.on('exit', () => {
+    writeTraceFromEnvironment();
+  });
+}
+
+/** Stops the trace THREADKIT_TRACE started and writes its files (false when none is under way). */
+export function writeTraceFromEnvironment(): boolean {
+  const out = process.env.THREADKIT_TRACE;
+  if (out === undefined || out === '' || !isTracing()) return false;
+  let trace: Trace;
+  try {
+    trace = stopTrace();
+  } catch {
+    return false; // (stopped by another thread meanwhile)
+  }
+  trace.writeJSON(`${out}.json`);
+  trace.writeHTML(`${out}.html`);
+  process.stderr.write(`threadkit: trace of ${trace.events} events written to ${out}.json and ${out}.html\n`);
+  return true;
+}
