@@ -31,7 +31,7 @@ const lockTarget = (lock: Lock, stop: SharedValue<'int32'>): number => {
 };
 
 /** Main's side: acquire and release a Lock another thread takes in a loop too (waits often sleep). */
-function contendedLock(): { loop: (n: number) => void; stop: () => void } {
+export function contendedLock(): { loop: (n: number) => void; stop: () => void } {
   const lock = new Lock();
   const stop = new SharedValue('int32', 0);
   const thread = new Thread<number>({ target: lockTarget, args: [lock, stop], daemon: true, name: 'bench-lock-contender' });
@@ -65,7 +65,7 @@ function conditionPingPong(): (n: number) => void {
   };
 }
 
-function poolRoundTrip(pool: ThreadPoolExecutor): (n: number) => void {
+export function poolRoundTrip(pool: ThreadPoolExecutor): (n: number) => void {
   return (n: number): void => {
     for (let i = 0; i < n; i++) pool.submit((x: number) => x + 1, i).result();
   };

@@ -4,8 +4,9 @@
  * thread and on every core, the measured speedup, and a timeline of which thread did what.
  */
 
-import { availableParallelism } from 'node:os';
-import { SharedValue, Thread, configureThreads, isMainThread, sharedArray } from 'threadkit';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SharedValue, Thread, configureThreads, isMainThread, sharedArray, startTrace, stopTrace } from 'threadkit';
 import { countPrimes } from './pool.js';
 
 // ---- the CPU-heavy job --------------------------------------------------------------------------
@@ -103,6 +104,7 @@ const EXAMPLES: Example[] = [
   { file: 'pool', say: 'ThreadPoolExecutor: map with a chunksize, submit, callbacks, asCompleted.' },
   { file: 'deadlock', say: 'A thread dump names who waits on what; deadlock detection raises instead of hanging.' },
   { file: 'cancel', say: 'Stopping work: the first search task to finish cancels the rest; a timeout; a kill.' },
+  { file: 'trace', say: 'A timeline of a real run: who waited on whom, who held the lock, which release woke whom.' },
 ];
 
 const SHOWN_LINES = 4;
@@ -130,13 +132,19 @@ async function tour(): Promise<void> {
   await runJob(cores, CHUNKS * 100, 'warming up'); // start the isolates, load this module in each
   const one = await runJob(1, LIMIT, 'on 1 thread');
   console.log(`   1 thread:  ${(one.ms / 1000).toFixed(2)} s, ${one.primes} primes`);
+  startTrace(); // a timeline of the parallel run, for a browser (or Perfetto)
   const all = await runJob(cores, LIMIT, `on ${cores} threads`);
+  const trace = stopTrace();
+  const tracePath = join(tmpdir(), 'threadkit-tour-trace');
+  trace.writeHTML(`${tracePath}.html`, `threadkit tour: primes on ${cores} threads`);
+  trace.writeJSON(`${tracePath}.json`);
   console.log(`   ${cores} threads: ${(all.ms / 1000).toFixed(2)} s, ${all.primes} primes: ${(one.ms / all.ms).toFixed(2)}x faster on ${cores} cores`);
   console.log(`   what each thread did (60 columns = ${(one.ms / 1000).toFixed(2)} s; █ busy with a chunk, · waiting):`);
   console.log('   on 1 thread:');
   for (const line of timeline(one, one.ms)) console.log(line);
   console.log(`   on ${cores} threads:`);
   for (const line of timeline(all, one.ms)) console.log(line);
+  console.log(`   the ${cores}-thread run traced (${trace.events} events): open ${tracePath}.html in a browser (${tracePath}.json opens in ui.perfetto.dev)`);
   configureThreads({ keepIdleMs: 5000 });
 
   console.log(`\ntour finished in ${((performance.now() - began) / 1000).toFixed(1)} s`);

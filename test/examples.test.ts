@@ -61,6 +61,7 @@ const TESTED = [
   'pool',
   'deadlock',
   'cancel',
+  'trace',
 ];
 
 it('every example has a test here (the tour runs them all)', () => {
@@ -140,6 +141,16 @@ describe('examples', { concurrency: 2 }, () => {
     line(lines, /^killAfter: cancel\(\{ interrupt: true, killAfter: 100 \}\) -> true; 50 ms later the loop still runs: true$/);
     line(lines, /^killAfter: await -> CancelledError [\d.]+ ms after the interrupt: its isolate was terminated; cancelled: true$/);
     line(lines, /^killAfter: the pool goes on: 4 more tasks ran \(on searcher_\d+(, searcher_\d+)*\)$/);
+  });
+
+  it('trace: tracks per thread, lock waits naming the holder, hand-off arrows, named pool tasks, queue depth', async () => {
+    const lines = await run('trace');
+    line(lines, /^counter: 40 \(2 producers x 20\)$/);
+    line(lines, /^traced \d+ events on 5 threads: MainThread, digest_0, digest_1, producer-1, producer-2$/);
+    line(lines, /^waits on the lock: yes, each naming its holder \(producer-1( or producer-2)?|producer-2\)$/);
+    line(lines, /^hand-off arrows \(a release, put or set to the wait it ended\): yes$/);
+    line(lines, /^pool tasks: 8 spans named digest$/);
+    line(lines, /^queue depth counter: yes$/);
   });
 
   it('deadlock: the inversion raises DeadlockError in one thread, the dump names the holder, join cycles raise', async () => {
