@@ -359,6 +359,11 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     Atomics.store(this.i32, this.base + RUNNER, -pool);
   }
 
+  /** @internal RUNNER: the OS thread id running it, minus its pool's offset while queued, 0 for none */
+  _runner(): number {
+    return Atomics.load(this.i32, this.base + RUNNER);
+  }
+
   /** @internal records which OS thread runs the future, so waiters can tell if it died */
   _setRunner(nativeId: number): void {
     Atomics.store(this.i32, this.base + RUNNER, nativeId);

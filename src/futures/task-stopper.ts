@@ -21,9 +21,10 @@
 import { ThreadError, TimeoutError } from '../errors.js';
 import { currentIdent, heap } from '../shm/current.js';
 import { tryWrapperFor, dropReference } from '../shm/handles.js';
-import { notice, onNotice, requestInterrupt } from '../shm/interrupts.js';
+import { futexWaitAsync } from '../shm/futex.js';
+import { notice, requestInterrupt } from '../shm/interrupts.js';
 import { isInside } from '../shm/kill-guard.js';
-import { isInterruptibleWait, setParkService, waitRecordBlock, W_ADDR, W_KIND } from '../shm/wait-site.js';
+import { isInterruptibleWait, setParkService, W_ADDR, W_KIND } from '../shm/wait-site.js';
 import * as B from '../thread/thread-block.js';
 import { liveThreadBlocks } from '../thread/registry.js';
 import type { Thread } from '../thread/thread.js';
@@ -43,7 +44,9 @@ function epochNow(): number {
 setRunningTaskStopper({
   stop(future, killAfter) {
     const runner = findRunner(future._offset);
-    if (runner === 0) return future._state() === RUNNING; // not taken yet: the thread sees STOP at its start
+    // Not taken yet by its pool thread (it sees STOP at its start); a future no pool runs
+    // (RUNNER 0: an executor of the user's own) has nobody to interrupt.
+    if (runner === 0) return future._state() === RUNNING && future._runner() !== 0;
     try {
       requestInterrupt(runner, future._offset, isInterruptibleWait);
       if (killAfter >= 0) scheduleDeadline(runner, future._offset, epochNow() + killAfter, KILL);
@@ -54,11 +57,17 @@ setRunningTaskStopper({
   },
 });
 
+/**
+ * How often an owner's blocking wait looks for requests it may not have been woken for (ms): a
+ * request is announced by a notify that can come just before the owner's sleep.
+ */
+const OWNER_POLL_MS = 50;
+
 // The owner's blocking waits keep the clock too: they end at the next deadline to act on it.
 setParkService({
-  due: () => (owned.size === 0 ? Infinity : nextDeadline - performance.timeOrigin),
+  due: () => (owned.size === 0 ? Infinity : Math.min(nextDeadline - performance.timeOrigin, performance.now() + OWNER_POLL_MS)),
   run: () => serviceDeadlines(),
-  woken: () => serviceIfNoticed(waitRecordBlock()),
+  woken: () => serviceIfNoticed(),
 });
 
 /** The block of the thread whose TASK is `future` (one reference added), or 0. */
@@ -83,14 +92,19 @@ function scheduleDeadline(block: number, future: number, at: number, kind: numbe
   h.i32[base + B.KILL_KIND] = kind;
   // KILL_TASK last (a seq-cst store): the owner that sees it sees the deadline.
   Atomics.store(h.i32, base + B.KILL_TASK, future);
-  tellOwner(Atomics.load(h.i32, base + B.PARENT));
+  tellOwner(block);
 }
 
 /** Wakes the owner's notice watcher, and its blocking wait if it is in one (it looks then too). */
-function tellOwner(ident: number): void {
-  // Ourselves: look now (this also sets the clock our own blocking waits end at).
-  if (ident === currentIdent()) return serviceDeadlines();
+function tellOwner(poolThread: number): void {
   const h = heap();
+  // Ourselves (our isolate started it): look now (this also sets the clock our waits end at).
+  const word = Atomics.load(h.i32, (poolThread >> 2) + B.OWNER_WORD);
+  if (word === serviceWord) return serviceDeadlines();
+  // The owner isolate's watcher (its event loop), whichever of its threads runs now.
+  Atomics.add(h.i32, word >> 2, 1);
+  Atomics.notify(h.i32, word >> 2);
+  const ident = Atomics.load(h.i32, (poolThread >> 2) + B.PARENT);
   for (const block of liveThreadBlocks()) {
     if (Atomics.load(h.i32, (block >> 2) + B.IDENT) === ident) {
       notice(block);
@@ -146,6 +160,28 @@ let lastNotices = -1;
 
 export function ownPoolThread(thread: Thread, afterKill: () => void): void {
   owned.set(thread, afterKill);
+  // Requesters find this isolate by its service word (the starting thread may end before).
+  Atomics.store(heap().i32, (thread._offset >> 2) + B.OWNER_WORD, ensureServiceWord());
+}
+
+/** This isolate's service word (a heap block of its own, for its life), watched from its event loop. */
+let serviceWord = 0;
+
+function ensureServiceWord(): number {
+  if (serviceWord !== 0) return serviceWord;
+  serviceWord = heap().alloc(8, 8); // Kind.Bytes; kept for the isolate's life
+  void watchServiceWord(serviceWord);
+  return serviceWord;
+}
+
+async function watchServiceWord(word: number): Promise<void> {
+  const i32 = heap().i32;
+  for (;;) {
+    const seen = Atomics.load(i32, word >> 2);
+    serviceDeadlines();
+    // Never holds the event loop: the pool's work does, while it has tasks.
+    await futexWaitAsync(i32, word >> 2, seen, Infinity, undefined, false);
+  }
 }
 
 export function disownPoolThread(thread: Thread): void {
@@ -153,7 +189,6 @@ export function disownPoolThread(thread: Thread): void {
   killing.delete(thread);
 }
 
-onNotice(() => serviceDeadlines());
 onStalledWait(() => serviceDeadlines());
 
 /** When the next deadline of a task this isolate owns falls (epoch ms), Infinity for none. */
@@ -163,9 +198,9 @@ let nextDeadline = Infinity;
  * For a blocking wait of the owner: after a wake, looks at the deadlines if anybody asked since
  * the last look (a cheap read otherwise).
  */
-export function serviceIfNoticed(block: number): void {
-  if (owned.size === 0 || block === 0) return;
-  const notices = Atomics.load(heap().i32, (block >> 2) + B.NOTICE);
+export function serviceIfNoticed(): void {
+  if (owned.size === 0 || serviceWord === 0) return;
+  const notices = Atomics.load(heap().i32, serviceWord >> 2);
   if (notices !== lastNotices || epochNow() >= nextDeadline) {
     lastNotices = notices;
     serviceDeadlines();

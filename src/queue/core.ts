@@ -65,6 +65,7 @@ import { SHRINK_ABOVE, detachFifo, drainFifo, insertFifo, maybeShrink, resetStor
 import { available, waitForEnd, waitForEndAsync } from './waits.js';
 import { COUNTER_QUEUE_DEPTH, TraceType, traceEvent, wake } from '../shm/trace-ring.js';
 import { S_TRACE } from '../shm/heap.js';
+import { enterInternal, leaveInternal } from '../shm/kill-guard.js';
 
 // ---- the core class --------------------------------------------------------------------------------
 
@@ -157,6 +158,16 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
    *   timeout (on a bounded queue, as CPython).
    */
   put(item: T, options?: QueueOptions): void {
+    // Encoded and queued in one kill-safe section (shm/kill-guard.ts): a kill never loses the item's blocks.
+    enterInternal();
+    try {
+      this._put(item, options);
+    } finally {
+      leaveInternal();
+    }
+  }
+
+  private _put(item: T, options: QueueOptions | undefined): void {
     if (options === undefined) {
       const st = this._stage(STAGE, item, 'put');
       if (this._putOnce(st) !== PUT_OK) this._putWait(st, true, undefined, 'put');
@@ -287,6 +298,16 @@ export abstract class QueueCore<T = unknown> extends SharedObject {
    *   RangeError for a negative timeout.
    */
   get(options?: QueueOptions): T {
+    // Taken and decoded in one kill-safe section (shm/kill-guard.ts).
+    enterInternal();
+    try {
+      return this._get(options);
+    } finally {
+      leaveInternal();
+    }
+  }
+
+  private _get(options: QueueOptions | undefined): T {
     if (options === undefined) {
       const value = this._getOnce();
       if (value !== NONE) return this._finish(value) as T;

@@ -15,6 +15,7 @@
 import { isMainThread } from 'node:worker_threads';
 import { heap } from './current.js';
 import { ledgerAdd, ledgerClear, ledgerRemove } from './ledger.js';
+import { enterInternal, leaveInternal } from './kill-guard.js';
 import type { Heap } from './heap.js';
 
 /** Block kinds. The number is stored in the block header, so it must be the same in every thread. */
@@ -68,7 +69,13 @@ function onCollected(offset: number): void {
   if (ref !== undefined && ref.deref() === undefined) identity.delete(offset);
   const viewRef = viewIdentity.get(offset);
   if (viewRef !== undefined && viewRef.deref() === undefined) viewIdentity.delete(offset);
-  if (unhold(offset)) dropReference(offset);
+  // (One kill-safe section: uncounted and dropped together.)
+  enterInternal();
+  try {
+    if (unhold(offset)) dropReference(offset);
+  } finally {
+    leaveInternal();
+  }
 }
 
 /** Sum of the counts in `held`. */
@@ -158,9 +165,15 @@ export abstract class SharedObject {
     revivingUntracked = false;
     this._heap = heap();
     this._fresh = revived === 0;
-    this._offset = revived === 0 ? this._heap.alloc(payloadBytes, kind) : revived;
-    if (!this._fresh) this._heap.ensureMapped(this._offset + payloadBytes);
-    if (!untracked) trackWrapper(this, this._offset);
+    // Allocated and counted in the ledger in one kill-safe section (kill-guard.ts).
+    enterInternal();
+    try {
+      this._offset = revived === 0 ? this._heap.alloc(payloadBytes, kind) : revived;
+      if (!this._fresh) this._heap.ensureMapped(this._offset + payloadBytes);
+      if (!untracked) trackWrapper(this, this._offset);
+    } finally {
+      leaveInternal();
+    }
   }
 
   /** @internal the brand check behind isGenuine() */
@@ -280,12 +293,18 @@ export function sharedViewBlock(view: ArrayBufferView): number | undefined {
 /** Drops one reference; frees the block (after its destructor) when it was the last. */
 export function dropReference(offset: number): void {
   const h = heap();
-  if (!h.releaseRef(offset)) return;
-  const info = kinds[h.kindOf(offset)];
+  // The release, the destructor and the free in one kill-safe section (kill-guard.ts).
+  enterInternal();
   try {
-    info?.destroy?.(h, offset);
+    if (!h.releaseRef(offset)) return;
+    const info = kinds[h.kindOf(offset)];
+    try {
+      info?.destroy?.(h, offset);
+    } finally {
+      h.free(offset);
+    }
   } finally {
-    h.free(offset);
+    leaveInternal();
   }
 }
 

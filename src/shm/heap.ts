@@ -50,6 +50,7 @@
 
 import { ThreadError } from '../errors.js';
 import { internalLock, internalUnlock } from './mutex.js';
+import { enterInternal, leaveInternal } from './kill-guard.js';
 
 export const HEADER_BYTES = 256;
 const MAGIC = 0x7468_6b74; // "thkt"
@@ -190,6 +191,17 @@ export class Heap {
    * @throws HeapExhaustedError when no free block is large enough and the heap is at its maximum size.
    */
   alloc(payloadBytes: number, kind: number): number {
+    // One kill-safe section from the lock to the published count (kill-guard.ts): a kill never
+    // leaves a block taken from the lists but not counted.
+    enterInternal();
+    try {
+      return this.allocGuarded(payloadBytes, kind);
+    } finally {
+      leaveInternal();
+    }
+  }
+
+  private allocGuarded(payloadBytes: number, kind: number): number {
     if (this.i32[S_FAULT_ALLOCS] !== 0) this.injectedFault(payloadBytes);
     const sizeClass = classFor(payloadBytes + BLOCK_HEADER);
     const blockBytes = 2 ** sizeClass;

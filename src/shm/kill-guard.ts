@@ -51,6 +51,28 @@ export function leaveInternal(): void {
   if (Atomics.load(i32, guardBase + W_KILL_TASK) < 0) awaitTermination();
 }
 
+/**
+ * Around a sleep in a user-level wait (park: never while an internal lock is held) inside a
+ * section (a queue's put waiting for room): the thread can be killed while it sleeps (it holds no
+ * internal lock; what it was sending is lost), so a task that never ends its waits stays killable.
+ * Returns what `resumeInside` needs.
+ */
+export function suspendInside(): number {
+  if (guardBase < 0 || depth === 0) return 0;
+  Atomics.store(heap().i32, guardBase + W_INSIDE, 0);
+  return depth;
+}
+
+export function resumeInside(saved: number): void {
+  if (saved === 0) return;
+  const i32 = heap().i32;
+  Atomics.store(i32, guardBase + W_INSIDE, 1);
+  if (Atomics.load(i32, guardBase + W_KILL_TASK) < 0) {
+    Atomics.store(i32, guardBase + W_INSIDE, 0);
+    awaitTermination();
+  }
+}
+
 /** Whether the thread whose block is `block` is inside an internal section now. */
 export function isInside(block: number): boolean {
   return Atomics.load(heap().i32, (block >> 2) + W_INSIDE) !== 0;

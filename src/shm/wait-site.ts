@@ -27,7 +27,7 @@
 import { WAIT_SPIN_MICROS, type WaitResult, futexWait, futexWaitAsync, spinUntilChanged } from './futex.js';
 import { heap } from './current.js';
 import { dropReference } from './handles.js';
-import { setGuardBlock } from './kill-guard.js';
+import { resumeInside, setGuardBlock, suspendInside } from './kill-guard.js';
 import { TraceType, traceEvent, traceGen } from './trace-ring.js';
 import { addInterruptibleWait, interruptPending, interruptedError, setInterruptBlock, takeInterrupt } from './interrupts.js';
 
@@ -139,15 +139,22 @@ export function setParkService(s: ParkService): void {
 /** futexWait, ending at the service's next deadline to run it (then a spurious 'ok'). */
 function sleepServing(i32: Int32Array, index: number, expected: number, deadline: number, spinMicros: number): WaitResult {
   const serving = service;
-  if (serving === undefined) return futexWait(i32, index, expected, deadline, spinMicros);
-  const due = serving.due();
-  const result = futexWait(i32, index, expected, due < deadline ? due : deadline, spinMicros);
-  if (result === 'timed-out' && due < deadline) {
-    serving.run();
-    return 'ok';
+  // Killable while asleep in a user-level wait, even inside a kill-safe section (kill-guard.ts).
+  const inside = suspendInside();
+  try {
+    if (serving === undefined) return futexWait(i32, index, expected, deadline, spinMicros);
+    serving.woken(); // (asked before this wait began: the deadline below includes it)
+    const due = serving.due();
+    const result = futexWait(i32, index, expected, due < deadline ? due : deadline, spinMicros);
+    if (result === 'timed-out' && due < deadline) {
+      serving.run();
+      return 'ok';
+    }
+    serving.woken();
+    return result;
+  } finally {
+    resumeInside(inside);
   }
-  serving.woken();
-  return result;
 }
 
 /**

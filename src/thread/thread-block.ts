@@ -29,6 +29,8 @@
  * | 24     | KILL_TASK | the future KILL_AT is for (its negative: the kill is under way)      |
  * | 25     | KILL_KIND | what happens at KILL_AT: the task times out (1), or is killed (2)    |
  * | 26     | INSIDE    | 1 while the thread is inside an internal locked section (kill-guard) |
+ * | 27     | OWNER_WORD| a pool thread's: the service word of the isolate that started it     |
+ * |        |           | (futures/task-stopper.ts: deadline requests are announced there)     |
  * | 28..   | NAME      | the name, UTF-8, at most NAME_BYTES (longer names are cut there)     |
  *
  * The thread writes RESULT and EXCEPTION before it stores STOPPED and notifies, so a joiner
@@ -59,6 +61,7 @@ export const NOTICE = W_NOTICE;
 export const KILL_AT_F64 = 11;
 export const KILL_TASK = W_KILL_TASK;
 export const KILL_KIND = 25;
+export const OWNER_WORD = 27;
 export const NAME = 28;
 
 /** The block is 512 bytes with its header (aligned so, its float64 slots are 8-aligned). */

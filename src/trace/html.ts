@@ -15,9 +15,17 @@
  * ends), and spans narrower than a pixel that fall on pixels already painted are skipped, so
  * tens of thousands of spans redraw in a few milliseconds.
  *
+ * Spans are bound to lanes when the page loads: a span goes one lane deeper than every span of
+ * its thread still open when it starts; a flow's end binds to the deepest span enclosing its time
+ * on its thread (`bp: 'e'`, threadkit's 'f'), or else to the next span starting there. A wait's
+ * color is its kind (`args.kind`, else the primitive its name or `args.object` starts with:
+ * Lock, RLock, Condition, Semaphore, Event, Barrier, Queue.get/put/join, Future, join, sleep…).
+ *
  * For tests, once drawn: `document.body.dataset` has `tracks` (thread tracks), `counters`,
- * `spans`, `arrows` (flows bound to their two ends) and `drawn`; `window.traceView` has
- * `view()`, `findSpan(name)` (client coordinates of a visible span's middle) and `zoom(f)`.
+ * `spans`, `arrows` (flows bound to their two ends), `drawn`, `drawMs` (the first draw) and,
+ * after every draw, `arrowsDrawn` and `lastDrawMs`; `window.traceView` has `view()` (the time
+ * range shown, µs), `findSpan(name)` (client coordinates of a visible span's middle) and
+ * `zoom(factor)`.
  */
 
 /** The category of an 'X' span threadkit writes. */
@@ -324,7 +332,7 @@ tracks.forEach(function (t) {
   });
   var stack = [];
   t.spans.forEach(function (s) {
-    while (stack.length && stack[stack.length - 1].end <= s.ts && !(stack[stack.length - 1].end === s.ts && stack[stack.length - 1].ts === s.ts && s.dur === 0 && stack[stack.length - 1].dur > 0)) stack.pop();
+    while (stack.length && stack[stack.length - 1].end <= s.ts) stack.pop();
     s.depth = stack.length;
     stack.push(s);
     if (!t.lanes[s.depth]) t.lanes[s.depth] = { spans: [], maxEnd: [] };
@@ -393,9 +401,9 @@ flowEnds.forEach(function (f) {
 // Counters: points in time order, a color per series.
 var counters = Array.from(counterMap.values());
 counters.sort(function (a, b) { return a.name < b.name ? -1 : a.name > b.name ? 1 : 0; });
-var SERIES_COLORS = ['#4e79a7', '#e15759', '#59a14f', '#b07aa1', '#f28e2b', '#76b7b2'];
-counters.forEach(function (c) {
-  var i = 0;
+var SERIES_COLORS = ['#4e79a7', '#b07aa1', '#76b7b2', '#9c755f', '#edc948', '#bab0ac'];
+counters.forEach(function (c, n) {
+  var i = n;
   c.series.forEach(function (s) { s.points.sort(function (a, b) { return a[0] - b[0]; }); s.color = SERIES_COLORS[i++ % SERIES_COLORS.length]; });
   c.seriesList = Array.from(c.series.values());
 });
@@ -502,7 +510,7 @@ function fmtValue(v) {
 // ---------------------------------------------------------------- view
 var W = 0, H = 0, AW = 0, dpr = 1;
 var view = { start: tMin, scale: 1 };
-var hovered = null, hoveredCounter = null, drag = null, first = true, lastArrowsDrawn = 0;
+var hovered = null, hoveredCounter = null, drag = null, first = true;
 
 function fit() {
   var range = tMax - tMin;
@@ -663,20 +671,26 @@ function draw() {
     }
   });
 
-  // Hand-off arrows.
-  var drawn = 0;
+  // Hand-off arrows (those of the hovered span in red, on top). Many at once (zoomed out) are
+  // drawn as straight lines, one pixel-identical arrow once: curves cost much more to fill.
   var related = hovered ? new Set(hovered.flowsIn.concat(hovered.flowsOut)) : null;
+  var visible = [], hotOnes = [], seen = new Set();
   for (var fi = 0; fi < flows.length; fi++) {
     var f = flows[fi];
     var x1 = (f.from.ts - t0) * scale, x2 = (f.to.ts - t0) * scale;
     if ((x1 < -50 && x2 < -50) || (x1 > W + 50 && x2 > W + 50)) continue;
     var y1 = endY(f.from) - top, y2 = endY(f.to) - top;
     if ((y1 < 0 && y2 < 0) || (y1 > H && y2 > H)) continue;
-    var hot = related !== null && related.has(f);
-    drawArrow(x1, y1, x2, y2, hot);
-    drawn++;
+    if (related !== null && related.has(f)) { hotOnes.push(x1, y1, x2, y2); continue; }
+    var key = Math.round(x1) + ',' + Math.round(y1) + ',' + Math.round(x2) + ',' + Math.round(y2);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    visible.push(x1, y1, x2, y2);
   }
-  lastArrowsDrawn = drawn;
+  var dense = visible.length / 4 > 1500;
+  drawArrows(visible, dense ? 'rgba(29,35,48,0.45)' : 'rgba(29,35,48,0.72)', dense ? 1 : 1.3, dense, 6.5, 2.2);
+  drawArrows(hotOnes, '#d62728', 2.2, false, 8, 2.8);
+  var drawn = (visible.length + hotOnes.length) / 4;
 
   drawAxis(step);
 
@@ -691,6 +705,7 @@ function draw() {
     b.drawn = 'true';
   }
   document.body.dataset.arrowsDrawn = String(drawn);
+  document.body.dataset.lastDrawMs = String(Math.round((performance.now() - started) * 10) / 10);
 }
 
 function endY(f) {
@@ -698,24 +713,34 @@ function endY(f) {
   var depth = f.span ? f.span.depth : 0;
   return laneY(f.track, depth) + LANE / 2;
 }
-function drawArrow(x1, y1, x2, y2, hot) {
-  var dx = Math.abs(x2 - x1), c = Math.max(14, Math.min(70, dx / 2 + Math.abs(y2 - y1) / 4));
-  ctx.strokeStyle = hot ? '#d62728' : 'rgba(29,35,48,0.72)';
-  ctx.fillStyle = ctx.strokeStyle;
-  ctx.lineWidth = hot ? 2.2 : 1.3;
+/**
+ * Draws arrows (x1, y1, x2, y2 in a flat list): curves leaving and entering horizontally (straight
+ * lines when dense), a head pointing right at the end, a dot at the start. Paths of 64 arrows.
+ */
+function drawArrows(list, color, width, dense, len, dot) {
+  if (!list.length) return;
+  ctx.strokeStyle = color; ctx.fillStyle = color; ctx.lineWidth = width;
+  var i, hx = len * Math.cos(0.45), hy = len * Math.sin(0.45);
   ctx.beginPath();
-  ctx.moveTo(x1, y1);
-  ctx.bezierCurveTo(x1 + c, y1, x2 - c, y2, x2, y2);
+  for (i = 0; i < list.length; i += 4) {
+    var x1 = list[i], y1 = list[i + 1], x2 = list[i + 2], y2 = list[i + 3];
+    ctx.moveTo(x1, y1);
+    if (dense) ctx.lineTo(x2, y2);
+    else {
+      var c = Math.max(14, Math.min(70, Math.abs(x2 - x1) / 2 + Math.abs(y2 - y1) / 4));
+      ctx.bezierCurveTo(x1 + c, y1, x2 - c, y2, x2, y2);
+    }
+    if (i % 256 === 252) { ctx.stroke(); ctx.beginPath(); }
+  }
   ctx.stroke();
-  // The head points along the curve's last tangent (from the second control point).
-  var ang = Math.atan2(0, c), len = hot ? 8 : 6.5;
   ctx.beginPath();
-  ctx.moveTo(x2, y2);
-  ctx.lineTo(x2 - len * Math.cos(ang - 0.45), y2 - len * Math.sin(ang - 0.45));
-  ctx.lineTo(x2 - len * Math.cos(ang + 0.45), y2 - len * Math.sin(ang + 0.45));
-  ctx.closePath();
+  for (i = 0; i < list.length; i += 4) {
+    var ex = list[i + 2], ey = list[i + 3];
+    ctx.moveTo(ex, ey); ctx.lineTo(ex - hx, ey - hy); ctx.lineTo(ex - hx, ey + hy); ctx.closePath();
+    if (!dense) { ctx.moveTo(list[i] + dot, list[i + 1]); ctx.arc(list[i], list[i + 1], dot, 0, Math.PI * 2); }
+    if (i % 256 === 252) { ctx.fill(); ctx.beginPath(); }
+  }
   ctx.fill();
-  ctx.beginPath(); ctx.arc(x1, y1, hot ? 2.8 : 2.2, 0, Math.PI * 2); ctx.fill();
 }
 function drawAxis(step) {
   actx.setTransform(dpr, 0, 0, dpr, 0, 0);
