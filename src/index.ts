@@ -37,7 +37,9 @@ export { SharedValue, sharedArray, type SharedValueKind } from './thread/shared-
 /** True in the program's main thread, false in threads (Node's `isMainThread`). */
 export const isMainThread: boolean = nodeIsMainThread;
 export { Future, type FutureWaitOptions } from './futures/future.js';
-export { ThreadPoolExecutor, type ThreadPoolOptions, type MapOptions, type MapIterables, type TaskFunction } from './futures/thread-pool.js';
+export { ThreadPoolExecutor, type ThreadPoolOptions, type MapOptions, type MapIterables, type TaskFunction, type SubmitOptions } from './futures/thread-pool.js';
+export type { PoolStats, DurationStats } from './futures/pool-stats.js';
+export type { CancelOptions } from './futures/future.js';
 export { wait, waitAsync, asCompleted, asCompletedAsync, FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED, type ReturnWhen, type WaitResult } from './futures/wait.js';
 export { Queue } from './queue/queue.js';
 export { LifoQueue } from './queue/lifo.js';

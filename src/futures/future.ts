@@ -34,6 +34,7 @@ import { heap } from '../shm/current.js';
 import { deadlineAfter, describe, futexWaitAsync, msUntil, timeoutOrZero } from '../shm/futex.js';
 import { WaitKind, beginWait, endWait, park, parkAsync } from '../shm/wait-site.js';
 import { addInterruptibleWait, interruptedError, takeInterrupt } from '../shm/interrupts.js';
+import { enterInternal, leaveInternal } from '../shm/kill-guard.js';
 import { Kind, SharedObject, dropReference, registerKind, reviveAs } from '../shm/handles.js';
 import { HeapExhaustedError, S_ROOTS } from '../shm/heap.js';
 import { internalLock, internalUnlock } from '../shm/mutex.js';
@@ -470,6 +471,16 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
   }
 
   private complete(value: unknown, failed: boolean): void {
+    // Encoded and stored in one kill-safe section (shm/kill-guard.ts): a kill never loses the outcome's blocks.
+    enterInternal();
+    try {
+      this.completeGuarded(value, failed);
+    } finally {
+      leaveInternal();
+    }
+  }
+
+  private completeGuarded(value: unknown, failed: boolean): void {
     // Encode outside the lock; a value that cannot cross fails the call, the future unchanged.
     const h = this._heap;
     const block = encodeToBlock(h, value, failed ? 'exception' : 'result', 0, this._offset, 'the future');

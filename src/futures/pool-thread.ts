@@ -7,6 +7,11 @@
  * task may depend on finalizers: the future is wrapped untracked and its reference dropped as
  * soon as the task is settled. When the queue stays empty for a moment, the thread lets its
  * event loop run once (finalizers of the tasks' arguments, timers a task set) before sleeping.
+ *
+ * Each thread counts its tasks for the pool's stats() in a shard of its own (pool-stats.ts):
+ * a task's wait when it starts, its run time and outcome before its future is settled (so that
+ * whoever sees the future done sees the task counted). Two clock reads a task: at its start and
+ * at its end (that one also dates the next take's idle deadline).
  */
 
 import { InterruptedError, ThreadError, describeError } from '../errors.js';
@@ -25,6 +30,7 @@ import { Future, STOP_INTERRUPT, settleSurely } from './future.js';
 import { taskEnding, taskStarting } from './task-stopper.js';
 import type { ThreadPoolExecutor } from './thread-pool.js';
 import { dropArgs, readHeader, takeArgs } from './task-queue.js';
+import { CANCELLED_TASK, COMPLETED_TASK, FAILED_TASK, type Outcome, countEnd, countOutcome, countStart, localTime, outcomeOf, recountOutcome, sharedClock } from './pool-stats.js';
 
 type Task = (...args: unknown[]) => unknown;
 
@@ -32,12 +38,12 @@ type Task = (...args: unknown[]) => unknown;
 const IDLE_BEFORE_YIELD_MS = 1;
 
 /** This isolate's pool thread, so that an isolate exit (process.exit(), an uncaught error) still settles its task and leaves the pool. */
-let current: { executor: ThreadPoolExecutor; running: Future | undefined; finishing: boolean } | undefined;
+let current: { executor: ThreadPoolExecutor; running: Future | undefined; finishing: boolean; shard: number } | undefined;
 
 // Runs from the worker's exit handler before it releases what the isolate holds.
 addIsolateExitHook((code, uncaught) => {
   if (current === undefined) return;
-  const { executor, running, finishing } = current;
+  const { executor, running, finishing, shard } = current;
   current = undefined;
   // (TASK is taken with an exchange: whoever takes it settles the future, once.)
   const task = (currentThread()._offset >> 2) + B.TASK;
@@ -46,6 +52,8 @@ addIsolateExitHook((code, uncaught) => {
       uncaught === undefined
         ? new ThreadError(`process.exit(${code}) was called in a task: it ended the pool thread's isolate`)
         : new ThreadError(`an uncaught error ended the pool thread's isolate: ${describeError(uncaught)}`, { cause: uncaught });
+    const known = outcomeOf(running);
+    countOutcome(heap(), shard, known === -1 ? FAILED_TASK : known);
     settle(running, error, true);
     dropReference(running._offset);
     executor._queue.work(-1); // the task left the pool
@@ -86,10 +94,18 @@ function settle(future: Future, outcome: unknown, failed: boolean): void {
 /** (Module-level: no closure made per task.) */
 const theReason = (whyNot: unknown): unknown => whyNot;
 
+/** How the task's future will end once settled with what the task did (unless someone settles it first). */
+function expectedOutcome(future: Future, failed: boolean, cancelledByInterrupt: boolean): Outcome {
+  const known = outcomeOf(future); // (timed out: failed already)
+  if (known !== -1) return known;
+  if (cancelledByInterrupt) return CANCELLED_TASK;
+  return failed ? FAILED_TASK : COMPLETED_TASK;
+}
+
 /** The pool thread's body. */
 export async function runPoolThread(executor: ThreadPoolExecutor): Promise<void> {
   executor._threadStarted();
-  const state = (current = { executor, running: undefined as Future | undefined, finishing: false });
+  const state = (current = { executor, running: undefined as Future | undefined, finishing: false, shard: 0 });
   try {
     const initializer = executor._initializer();
     if (initializer !== undefined) {
@@ -119,15 +135,19 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
   const task = (myBlock >> 2) + B.TASK;
   const threadOwner = callbackOwner();
   const threadName = currentThread().name;
+  // (Freed when the pool takes this thread off its list, however it ends.)
+  const shard = (state.shard = executor._claimStatsShard(myBlock));
+  // sharedClock() at the end of the last task: the idle deadline counts from there.
+  let now = sharedClock();
   for (;;) {
-    let record = queue.take(performance.now() + IDLE_BEFORE_YIELD_MS, state.finishing);
-    state.finishing = false;
+    let record = queue.take(localTime(now) + IDLE_BEFORE_YIELD_MS, state.finishing);
+    state.finishing = queue.tookDone; // (still idle: see below)
     if (record === -1) {
       // Idle for a moment: let the event loop run once (still counted idle), then sleep.
       state.finishing = true;
       await new Promise(setImmediate);
       record = queue.take(Infinity, true);
-      state.finishing = false;
+      state.finishing = queue.tookDone;
     }
     if (record === 0) return;
     const header = readHeader(h, record);
@@ -142,16 +162,22 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
     if (!runs) {
       dropArgs(h, record);
       dropReference(header.future);
+      // One the pool never ran counts as cancelled. take() counted it, and this thread as idle,
+      // if it was done already; else it was cancelled since (or completed by someone else).
+      if (!queue.tookDone) countOutcome(h, shard, CANCELLED_TASK);
       queue.work(-1); // the task left the pool
+      now = sharedClock();
       continue;
     }
+    const started = sharedClock();
+    countStart(h, shard, started - header.submitted);
     future._setRunner(me);
-    // A clean flag and a fresh signal for each task; then TASK, then a look at the future's
-    // STOP bits (a cancel({ interrupt }) that found no runner yet is seen here: it marked first).
+    // A clean flag and a fresh signal for each task; then TASK, then (taskStarting, once its
+    // function is loaded) a look at the future's STOP bits: a cancel({ interrupt }) that found no
+    // runner yet is seen there (it marked first).
     clearInterrupt();
     resetThreadSignal();
     Atomics.store(h.i32, task, header.future);
-    taskStarting(myBlock, future);
     state.running = future;
     // Callbacks the task schedules are its own: one that throws after it ended is reported against it.
     const owner: CallbackOwner = { taskOf: threadName, fn: undefined, ended: false };
@@ -169,6 +195,8 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
         functions.set(header.functionId, fn);
       }
       owner.fn = fn.name;
+      // Its timeout counts from here (importing the function's module is not the task's time).
+      taskStarting(myBlock, future);
       if (traceGen() !== 0) traceEvent(TraceType.TaskBegin, 0, header.future, traceName(fn.name), executor._offset);
       if (header.chunked) {
         const results: unknown[] = [];
@@ -185,6 +213,7 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
       failed = true;
       outcome = error;
     }
+    now = sharedClock();
     if (traceGen() !== 0) traceEvent(TraceType.TaskEnd, 0, header.future, failed ? (outcome instanceof InterruptedError ? 2 : 1) : 0, executor._offset);
     // Idle from here on for a submit's count: the caller of result() may submit again at once.
     queue.finishing();
@@ -197,13 +226,20 @@ async function runTasks(executor: ThreadPoolExecutor, state: NonNullable<typeof 
     if (!taskEnding(myBlock, header.future)) awaitTermination();
     // Ours to settle unless a parent took it (it cannot while we run: stay exact anyway).
     if (Atomics.exchange(h.i32, task, 0) === 0) continue;
-    if (failed && outcome instanceof InterruptedError && (future._stopFlags() & STOP_INTERRUPT) !== 0) {
+    const cancelledByInterrupt = failed && outcome instanceof InterruptedError && (future._stopFlags() & STOP_INTERRUPT) !== 0;
+    // Counted before the settle: a caller that sees the future done sees it counted.
+    const expected = expectedOutcome(future, failed, cancelledByInterrupt);
+    countEnd(h, shard, now - started, expected);
+    if (cancelledByInterrupt) {
       // Ended by cancel({ interrupt }): cancelled, as asked (a task that caught the interrupt and
       // returned, or failed otherwise, keeps its own outcome).
       if (!future._cancelRunning()) settle(future, outcome, failed);
     } else {
       settle(future, outcome, failed);
     }
+    // Another thread settled it between (its timeout), or its result could not be stored: count what it is.
+    const actual = outcomeOf(future);
+    if (actual !== expected && actual !== -1) recountOutcome(h, shard, expected, actual);
     dropReference(header.future);
     // Settled: the task no longer holds the process. After the settle, so a process whose main
     // thread awaits nothing else exits only once the result is out.

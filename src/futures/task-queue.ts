@@ -2,10 +2,11 @@
  * The pool's shared task queue: a ring of task records that idle pool threads sleep on, plus the
  * table of functions the pool has been given (each shipped once, compiled once per pool thread).
  *
- * A task record is one block: [future offset (one reference), function id, chunked flag], then
- * the encoded arguments. The future travels as a bare offset so that the pool thread can wrap it
- * without tracking (it drops the reference itself when the task is settled: a pool thread never
- * returns to its event loop, where finalizers would run).
+ * A task record is one block: [future offset (one reference), function id << 1 | chunked flag,
+ * submit time (Float64, pool-stats.ts sharedClock: for the pool's waitTime)], then the encoded
+ * arguments. The future travels as a bare offset so that the pool thread can wrap it without
+ * tracking (it drops the reference itself when the task is settled: a pool thread never returns
+ * to its event loop, where finalizers would run).
  *
  * | slot | field      | meaning                                                           |
  * |------|------------|-------------------------------------------------------------------|
@@ -26,6 +27,10 @@
  * | 14   | MAX_QUEUE  | maxQueue: put() refuses (FULL) while this many are queued; 0: none |
  * | 15   | ROOM       | futex word: bumped by every take (when MAX_QUEUE) and by shutdown  |
  * | 16   | ROOM_WAITERS | submitters waiting for room (a take notifies only when > 0)     |
+ * | 17   | (unused)   | (aligns OUTCOMES)                                                 |
+ * | 18-23| OUTCOMES   | Float64 × 3, by pool-stats.ts Outcome: tasks that left the pool   |
+ * |      |            | outside a pool thread's stats shard (a take of a cancelled task,  |
+ * |      |            | shutdown's cancelFutures, a broken pool, a dead thread's task)    |
  *
  * No lost wake-up: a thread reads AVAILABLE and counts itself in SLEEPERS under LOCK, then
  * sleeps only while AVAILABLE still holds what it read; a putter bumps AVAILABLE under LOCK and
@@ -38,6 +43,7 @@ import { READY, WaitKind, type WaitLoop, park, parkUntil, parkUntilAsync } from 
 import { Kind, type SharedObject, dropReference, reviveHandle } from '../shm/handles.js';
 import { internalLock, internalUnlock } from '../shm/mutex.js';
 import { holdProcess } from '../thread/registry.js';
+import { CANCELLED_TASK, type Outcome, type StatsTotals, sharedClock } from './pool-stats.js';
 
 export const LOCK = 0;
 const HEAD = 1;
@@ -56,8 +62,10 @@ const WORK = 13;
 const MAX_QUEUE = 14;
 const ROOM = 15;
 const ROOM_WAITERS = 16;
+/** Float64 slot (from the block's offset >> 3) of the first of the three OUTCOMES. */
+const OUTCOMES_F64 = 9;
 /** Slots the executor (thread-pool.ts) keeps after the queue's own. */
-export const QUEUE_SLOTS = 17;
+export const QUEUE_SLOTS = 24;
 
 export const REFUSED = 0;
 export const QUEUED = 1;
@@ -66,11 +74,19 @@ export const NEEDS_THREAD = 2;
 export const FULL = 3;
 export type PutResult = typeof REFUSED | typeof QUEUED | typeof NEEDS_THREAD | typeof FULL;
 
-/** Task record layout: three words, then the encoded arguments. */
+/** Task record layout: two words and a Float64, then the encoded arguments. */
 const REC_FUTURE = 0;
+/** The function id << 1, | 1 for a chunk of argument lists. */
 const REC_FUNCTION = 1;
-const REC_CHUNKED = 2;
-const REC_ARGS = 12;
+/** Float64 slot (from the record's offset >> 3): when it was submitted, on sharedClock(). */
+const REC_SUBMITTED_F64 = 1;
+const REC_ARGS = 16;
+
+/** A future's STATE slot and its mask (future.ts): a queued record's future may be cancelled already. */
+const FUTURE_STATE = 0;
+const FUTURE_STATE_MASK = 7;
+/** Its first done state (CANCELLED; then CANCELLED_AND_NOTIFIED, FINISHED). */
+const FUTURE_DONE = 2;
 
 const INITIAL_CAPACITY = 64;
 /**
@@ -83,6 +99,13 @@ const TAKE_SPIN_MICROS = 100;
 
 /** Operations on the task-queue slots at the start of a block (`base` = block offset >> 2). */
 export class TaskQueue {
+  /**
+   * Set by take(): the record it returned has a future that was done already (cancelled while
+   * queued). It is counted as cancelled, and the taker as idle (FINISHING: pass true to the next
+   * take), in the same step under LOCK: stats() never sees it neither queued nor counted.
+   */
+  tookDone = false;
+
   constructor(
     private readonly h: Heap,
     private readonly base: number,
@@ -115,6 +138,38 @@ export class TaskQueue {
   /** Tasks queued now. */
   size(): number {
     return this.get(COUNT);
+  }
+
+  /** Counts `n` tasks that left the pool as `outcome` (outside a pool thread's stats shard). Under LOCK. */
+  countLocked(outcome: Outcome, n: number): void {
+    this.h.f64[(this.base >> 1) + OUTCOMES_F64 + outcome]! += n;
+  }
+
+  /** Adds OUTCOMES to `totals`. Under LOCK. */
+  addOutcomesLocked(totals: StatsTotals): void {
+    for (const outcome of [0, 1, 2] as const) totals.addOutcomes(outcome, this.h.f64[(this.base >> 1) + OUTCOMES_F64 + outcome]!);
+  }
+
+  /** Pool threads idle now (asleep or spinning for a task, or settling one: about to take the next). Under LOCK. */
+  idleLocked(): number {
+    return this.h.i32[this.base + SLEEPERS]! + Atomics.load(this.h.i32, this.base + FINISHING);
+  }
+
+  /**
+   * Of the tasks queued now, how many have a future that is done already (cancelled while
+   * queued: a pool thread skips it when it takes it). Reads every queued record: O(queued).
+   * Under LOCK (records leave the ring only under it).
+   */
+  doneInQueueLocked(): number {
+    const i32 = this.h.i32;
+    const capacity = i32[this.base + CAPACITY]!;
+    const ring = i32[this.base + RING]! >> 2;
+    const head = i32[this.base + HEAD]!;
+    let done = 0;
+    for (let i = 0, count = i32[this.base + COUNT]!; i < count; i++) {
+      if (recordFutureDone(this.h, i32[ring + ((head + i) % capacity)]!)) done++;
+    }
+    return done;
   }
 
   /** A pool thread is about to settle its task and come back for another (counts as idle). */
@@ -219,11 +274,12 @@ export class TaskQueue {
    * Takes the oldest task record, waiting until `deadline` (performance.now() ms) while there
    * is none. Returns the record, 0 once the queue is shut down and empty (the pool thread then
    * ends), or -1 when the deadline passed: the thread then still counts as idle (FINISHING)
-   * and passes `wasFinishing` to its next take(), as after finishing().
+   * and passes `wasFinishing` to its next take(), as after finishing(). See also tookDone.
    */
   take(deadline: number, wasFinishing: boolean): number {
     let counted: 'finishing' | 'sleeping' | undefined = wasFinishing ? 'finishing' : undefined;
     let timedOut = false;
+    this.tookDone = false;
     for (;;) {
       const seen = this.locked((i32): { record: number } | { available: number } => {
         // Leave the idle count we are in and, in the same step under LOCK, take a record or
@@ -231,7 +287,15 @@ export class TaskQueue {
         if (counted === 'finishing') Atomics.sub(i32, this.base + FINISHING, 1); // (finishing() adds outside LOCK)
         if (counted === 'sleeping') i32[this.base + SLEEPERS] = i32[this.base + SLEEPERS]! - 1;
         counted = undefined;
-        if (i32[this.base + COUNT]! > 0) return { record: this.popLocked() };
+        if (i32[this.base + COUNT]! > 0) {
+          const record = this.popLocked();
+          this.tookDone = recordFutureDone(this.h, record);
+          if (this.tookDone) {
+            this.countLocked(CANCELLED_TASK, 1);
+            Atomics.add(i32, this.base + FINISHING, 1);
+          }
+          return { record };
+        }
         if (i32[this.base + SHUTDOWN]) return { record: 0 };
         if (timedOut) {
           Atomics.add(i32, this.base + FINISHING, 1);
@@ -255,11 +319,15 @@ export class TaskQueue {
     }
   }
 
-  /** Removes and returns every queued record (shutdown with cancelFutures, a broken pool). */
-  drain(): number[] {
+  /**
+   * Removes and returns every queued record (shutdown with cancelFutures, a broken pool);
+   * `whileLocked` sees them before LOCK is released (the pool counts them in the same step).
+   */
+  drain(whileLocked?: (records: number[]) => void): number[] {
     return this.locked((i32) => {
       const records: number[] = [];
       while (i32[this.base + COUNT]! > 0) records.push(this.popLocked());
+      whileLocked?.(records);
       return records;
     });
   }
@@ -381,8 +449,8 @@ export function encodeRecord(h: Heap, future: SharedObject, functionId: number, 
   h.retain(future._offset);
   const at = block >> 2;
   h.i32[at + REC_FUTURE] = future._offset;
-  h.i32[at + REC_FUNCTION] = functionId;
-  h.i32[at + REC_CHUNKED] = chunked ? 1 : 0;
+  h.i32[at + REC_FUNCTION] = (functionId << 1) | (chunked ? 1 : 0);
+  h.f64[(block >> 3) + REC_SUBMITTED_F64] = sharedClock();
   return block;
 }
 
@@ -392,12 +460,15 @@ export interface TaskHeader {
   future: number;
   functionId: number;
   chunked: boolean;
+  /** When it was submitted (sharedClock() ms). */
+  submitted: number;
 }
 
 export function readHeader(h: Heap, block: number): TaskHeader {
   h.ensureMapped(h.topBytes());
   const at = block >> 2;
-  return { future: h.i32[at + REC_FUTURE]!, functionId: h.i32[at + REC_FUNCTION]!, chunked: h.i32[at + REC_CHUNKED] === 1 };
+  const fn = h.i32[at + REC_FUNCTION]!;
+  return { future: h.i32[at + REC_FUTURE]!, functionId: fn >>> 1, chunked: (fn & 1) === 1, submitted: h.f64[(block >> 3) + REC_SUBMITTED_F64]! };
 }
 
 /** Decodes a record's arguments and frees the record (the decode adopts the handles inside). */
@@ -422,6 +493,12 @@ export function recordFuture(h: Heap, block: number): SharedObject {
   const { future } = readHeader(h, block);
   dropArgs(h, block);
   return reviveHandle(future);
+}
+
+/** True when the future of a record that has not run is done already (cancelled while queued). */
+export function recordFutureDone(h: Heap, block: number): boolean {
+  const future = h.i32[(block >> 2) + REC_FUTURE]!;
+  return (Atomics.load(h.i32, (future >> 2) + FUTURE_STATE) & FUTURE_STATE_MASK) >= FUTURE_DONE;
 }
 
 /** Frees a record without running it. */

@@ -19,7 +19,7 @@
  */
 
 import { ThreadError, TimeoutError } from '../errors.js';
-import { currentIdent, heap } from '../shm/current.js';
+import { heap } from '../shm/current.js';
 import { tryWrapperFor, dropReference } from '../shm/handles.js';
 import { futexWaitAsync } from '../shm/futex.js';
 import { notice, requestInterrupt } from '../shm/interrupts.js';
