@@ -136,22 +136,26 @@ export function setParkService(s: ParkService): void {
   service = s;
 }
 
-/** futexWait, ending at the service's next deadline to run it (then a spurious 'ok'). */
+/** futexWait that wakes at the service's deadlines to run it, and sleeps on until the caller's. */
 function sleepServing(i32: Int32Array, index: number, expected: number, deadline: number, spinMicros: number): WaitResult {
   const serving = service;
   // Killable while asleep in a user-level wait, even inside a kill-safe section (kill-guard.ts).
   const inside = suspendInside();
   try {
     if (serving === undefined) return futexWait(i32, index, expected, deadline, spinMicros);
-    serving.woken(); // (asked before this wait began: the deadline below includes it)
-    const due = serving.due();
-    const result = futexWait(i32, index, expected, due < deadline ? due : deadline, spinMicros);
-    if (result === 'timed-out' && due < deadline) {
-      serving.run();
-      return 'ok';
+    for (;;) {
+      serving.woken(); // (asked before this sleep began: the deadline below includes it)
+      const due = serving.due();
+      const result = futexWait(i32, index, expected, due < deadline ? due : deadline, spinMicros);
+      // The service's deadline, not the caller's: act, then sleep on (the word is compared
+      // again, so a change meanwhile ends the sleep at once).
+      if (result === 'timed-out' && due < deadline) {
+        serving.run();
+        continue;
+      }
+      serving.woken();
+      return result;
     }
-    serving.woken();
-    return result;
   } finally {
     resumeInside(inside);
   }
