@@ -100,6 +100,7 @@ function tellOwner(poolThread: number): void {
   const h = heap();
   // Ourselves (our isolate started it): look now (this also sets the clock our waits end at).
   const word = Atomics.load(h.i32, (poolThread >> 2) + B.OWNER_WORD);
+  if (word === 0) return; // (not a pool thread of ours: set before a pool thread starts)
   if (word === serviceWord) return serviceDeadlines();
   // The owner isolate's watcher (its event loop), whichever of its threads runs now.
   Atomics.add(h.i32, word >> 2, 1);

@@ -626,15 +626,17 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
       return made;
     });
     if (thread === undefined) return;
+    // This isolate keeps the clock of its tasks' timeouts and kills (task-stopper.ts): known
+    // before the thread runs a task that may ask for one.
+    ownPoolThread(thread, () => this._maintain(true));
     try {
       thread._start();
     } catch (error) {
+      disownPoolThread(thread);
       this.removeThreads((_, offset) => offset === thread._offset); // it never started
       throw error;
     }
     this.#startedHere.set(thread._offset, thread);
-    // This thread keeps the clock of its tasks' timeouts and kills (task-stopper.ts).
-    ownPoolThread(thread, () => this._maintain(true));
     watchNotices();
     // Its end, seen here, takes it off the list (and replaces it if it died under a task).
     void thread
