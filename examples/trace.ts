@@ -11,10 +11,11 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lock, Queue, SharedValue, Thread, ThreadPoolExecutor, isMainThread, moduleFunction, sleep, startTrace, stopTrace } from 'threadkit';
+import { Barrier, Lock, Queue, SharedValue, Thread, ThreadPoolExecutor, isMainThread, moduleFunction, sleep, startTrace, stopTrace } from 'threadkit';
 
 /** Puts `count` items, each after bumping the shared counter under the lock (held a little while). */
-export function produce(lock: Lock, counter: SharedValue<'int32'>, queue: Queue<number>, count: number): void {
+export function produce(lock: Lock, counter: SharedValue<'int32'>, queue: Queue<number>, count: number, both: Barrier): void {
+  both.wait(); // (both producers running: they overlap on the lock)
   for (let i = 0; i < count; i++) {
     lock.acquire();
     try {
@@ -39,7 +40,8 @@ export async function main(): Promise<string[]> {
   const lock = new Lock();
   const counter = new SharedValue('int32');
   const queue = new Queue<number>(4);
-  const producers = ['producer-1', 'producer-2'].map((name) => new Thread({ name, target: moduleFunction(import.meta.url, 'produce', produce), args: [lock, counter, queue, 20] }));
+  const both = new Barrier(2);
+  const producers = ['producer-1', 'producer-2'].map((name) => new Thread({ name, target: moduleFunction(import.meta.url, 'produce', produce), args: [lock, counter, queue, 20, both] }));
   const pool = new ThreadPoolExecutor({ maxWorkers: 2, threadNamePrefix: 'digest' });
   for (const p of producers) p.start();
   const digests = [];
