@@ -217,12 +217,15 @@ function toChrome(rings: RingContent[], begin: number, end: number): ChromeTrace
     events.push({ ph: 'M', name: 'thread_sort_index', pid: 1, tid: ident, args: { sort_index: i } });
   });
   const wakes = new Map<number, { ts: number; tid: number }[]>();
-  const waitEnds: { address: number; ts: number; beganAt: number; tid: number }[] = [];
+  const waitEnds: WaitEnd[] = [];
   const poolChanges: { pool: number; ts: number; delta: number }[] = [];
   const counters: { name: string; ts: number; value: number }[] = [];
-  const span = (tid: number, name: string, cat: string, from: number, to: number, args?: Record<string, unknown>): void => {
+  /** Adds a span (clipped to the trace); returns its [start, end] in µs. */
+  const span = (tid: number, name: string, cat: string, from: number, to: number, args?: Record<string, unknown>): [number, number] => {
     const ts = us(Math.max(from, begin));
-    events.push({ ph: 'X', name, cat, pid: 1, tid, ts, dur: Math.max(0, us(Math.min(to, end)) - ts), ...(args === undefined ? {} : { args }) });
+    const dur = Math.max(0, us(Math.min(to, end)) - ts);
+    events.push({ ph: 'X', name, cat, pid: 1, tid, ts, dur, ...(args === undefined ? {} : { args }) });
+    return [ts, ts + dur];
   };
   for (const ring of rings) {
     const tid = ring.ident;
@@ -256,8 +259,8 @@ function toChrome(rings: RingContent[], begin: number, end: number): ChromeTrace
           } else {
             const args: Record<string, unknown> = { object: objectName(open.kind, open.object), result: ['woken', 'timed out', 'ended by an error'][e.b] ?? '' };
             if (open.b !== 0) args.holder = nameOf(open.b);
-            span(tid, waitName(open.kind), 'wait', open.ts, e.ts, args);
-            if (e.b === 0) waitEnds.push({ address: open.a, ts: e.ts, beganAt: open.ts, tid });
+            const drawn = span(tid, waitName(open.kind), 'wait', open.ts, e.ts, args);
+            if (e.b === 0) waitEnds.push({ address: open.a, ts: e.ts, beganAt: open.ts, tid, drawn });
           }
           break;
         }
@@ -270,8 +273,8 @@ function toChrome(rings: RingContent[], begin: number, end: number): ChromeTrace
         case TraceType.AsyncWaitEnd: {
           const open = asyncOpen.get(e.a)?.shift();
           if (open === undefined) break;
-          span(tid, 'await', 'async', open.ts, e.ts, { result: ['woken', 'timed out', 'ended by an error'][e.b] ?? '' });
-          if (e.b === 0) waitEnds.push({ address: e.a, ts: e.ts, beganAt: open.ts, tid });
+          const drawn = span(tid, 'await', 'async', open.ts, e.ts, { result: ['woken', 'timed out', 'ended by an error'][e.b] ?? '' });
+          if (e.b === 0) waitEnds.push({ address: e.a, ts: e.ts, beganAt: open.ts, tid, drawn });
           break;
         }
         case TraceType.Counter:
@@ -302,7 +305,16 @@ function toChrome(rings: RingContent[], begin: number, end: number): ChromeTrace
 }
 
 /** Arrows: each wait woken links to the latest wake-up on its address before it ended (after it began). */
-function addFlows(events: ChromeEvent[], wakes: Map<number, { ts: number; tid: number }[]>, waitEnds: { address: number; ts: number; beganAt: number; tid: number }[], us: (ms: number) => number): void {
+/** A wait that a wake-up ended: its address, its times (ms), its thread, its span as drawn (µs). */
+interface WaitEnd {
+  address: number;
+  ts: number;
+  beganAt: number;
+  tid: number;
+  drawn: [number, number];
+}
+
+function addFlows(events: ChromeEvent[], wakes: Map<number, { ts: number; tid: number }[]>, waitEnds: WaitEnd[], us: (ms: number) => number): void {
   for (const list of wakes.values()) list.sort((x, y) => x.ts - y.ts);
   let id = 0;
   for (const end of waitEnds) {
@@ -325,7 +337,7 @@ function addFlows(events: ChromeEvent[], wakes: Map<number, { ts: number; tid: n
     if (waker.ts < end.beganAt - CLOCK_SLACK_MS) continue;
     // The arrow ends just inside the wait's span, and never starts after that (the two
     // threads' clocks may differ by a hair: the wake-up is then drawn at the wait's end).
-    const into = Math.max(us(end.beganAt), us(end.ts) - 0.001);
+    const into = Math.max(end.drawn[0], end.drawn[1] - 0.001);
     const at = Math.min(us(waker.ts), into);
     id++;
     events.push({ ph: 'X', name: 'wake', cat: 'wake', pid: 1, tid: waker.tid, ts: at, dur: 1 });
