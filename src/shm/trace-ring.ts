@@ -218,9 +218,14 @@ export function traceThreadEnded(): void {
   names.clear();
 }
 
-/** Wakes up to `count` sleepers on `i32[index]`; a wake that woke someone is recorded (the flow arrows of a trace). */
+/**
+ * Wakes up to `count` sleepers on `i32[index]`, and records the wake-up while tracing (the flow
+ * arrows of a trace). Recorded even when it woke nobody: callers notify only when a waiter
+ * announced itself, and one between its announcement and its sleep returns at once without
+ * being woken (the word changed), so it was this wake-up that ended its wait.
+ */
 export function wake(i32: Int32Array, index: number, count = Infinity, kind = 0, object = 0): number {
   const woken = Atomics.notify(i32, index, count);
-  if (woken > 0 && heap().i32[S_TRACE] !== 0) traceEvent(TraceType.Wake, kind, object, index, woken);
+  if (heap().i32[S_TRACE] !== 0) traceEvent(TraceType.Wake, kind, object, index, woken);
   return woken;
 }
