@@ -44,6 +44,8 @@ export const R_CAPACITY = 3;
 export const R_WRITTEN = 4;
 export const R_ENDED = 5;
 export const R_NAMES_USED = 6;
+/** The id of the thread's name in the names area (0: the first name stored). */
+export const R_NAME_ID = 7;
 export const RING_HEADER = 8;
 export const NAMES_BYTES = 4096;
 export const RECORD_SLOTS = 8;
@@ -201,6 +203,17 @@ export function withTraceLock<T>(body: () => T): T {
     Atomics.notify(i32, S_TRACE_LOCK, 1);
     leaveInternal();
   }
+}
+
+/**
+ * The thread begins (its name known by now): a ThreadBegin naming it (events it recorded
+ * before, while it was being set up, may have made its ring under a placeholder name).
+ */
+export function traceThreadBegin(block: number, parent: number, name: string): void {
+  threadName = name;
+  traceEvent(TraceType.ThreadBegin, 0, block, parent, 0);
+  const id = traceName(name);
+  if (ring !== 0) Atomics.store(heap().i32, (ring >> 2) + R_NAME_ID, id);
 }
 
 /**

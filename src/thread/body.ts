@@ -20,7 +20,7 @@ import { clearThreadLocals } from './local.js';
 import * as B from './thread-block.js';
 import { Thread, claimEnding, getNativeId, publishStopped, setCurrentThread, storeEncoded, storeException } from './thread.js';
 import { resetExcepthook } from './excepthook.js';
-import { TraceType, traceEvent, traceGen, traceThreadEnded } from '../shm/trace-ring.js';
+import { TraceType, traceEvent, traceGen, traceThreadBegin, traceThreadEnded } from '../shm/trace-ring.js';
 
 export { hasLiveChildren } from './thread.js';
 
@@ -145,7 +145,7 @@ export async function runThreadBody(init: ThreadInit): Promise<void> {
     thread = await threadObject(init);
     rememberIdentity(thread);
     setCurrentThread(thread);
-    if (traceGen() !== 0) traceEvent(TraceType.ThreadBegin, 0, init.threadBlock, Atomics.load(h.i32, (init.threadBlock >> 2) + B.PARENT));
+    if (traceGen() !== 0) traceThreadBegin(init.threadBlock, Atomics.load(h.i32, (init.threadBlock >> 2) + B.PARENT), thread.name);
     running = { thread, init };
     if (init.subclass !== undefined) Object.assign(thread, decodeValue(init.subclass.fields));
     const args = decodeValue(init.args) as unknown[];

@@ -23,6 +23,7 @@ import {
   R_ENDED,
   R_GEN,
   R_IDENT,
+  R_NAME_ID,
   R_NEXT,
   R_WRITTEN,
   TraceType,
@@ -166,7 +167,7 @@ function readRing(ring: number): RingContent {
     if (event.type === TraceType.TaskBegin && !names.has(event.a)) names.set(event.a, readTraceName(ring, event.a));
     records.push(event);
   }
-  return { ident: h.i32[base + R_IDENT]!, name: readTraceName(ring, 0), names, records };
+  return { ident: h.i32[base + R_IDENT]!, name: readTraceName(ring, Math.max(0, h.i32[base + R_NAME_ID]!)), names, records };
 }
 
 /** Slack for comparing times taken in different threads (ms): a wake-up may be stamped a hair after the wait it ended. */
