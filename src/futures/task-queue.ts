@@ -383,6 +383,8 @@ export class TaskQueue {
 
   /** A task left the queue (or it closed): wake a submitter waiting for room (see roomLoop). */
   private announceRoom(wake = 1): void {
+    // Bump, then read the waiters (roomLoop's header): a waiter counted before our read is
+    // notified; one counted after it reads COUNT after our bump, and sees the room.
     Atomics.add(this.h.i32, this.base + ROOM, 1);
     if (Atomics.load(this.h.i32, this.base + ROOM_WAITERS) > 0) Atomics.notify(this.h.i32, this.base + ROOM, wake);
   }

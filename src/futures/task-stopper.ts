@@ -162,6 +162,7 @@ let lastNotices = -1;
 export function ownPoolThread(thread: Thread, afterKill: () => void): void {
   owned.set(thread, afterKill);
   // Requesters find this isolate by its service word (the starting thread may end before).
+  // Before the thread starts: any deadline its tasks ask for finds it (a polled slot, no wake owed).
   Atomics.store(heap().i32, (thread._offset >> 2) + B.OWNER_WORD, ensureServiceWord());
 }
 
@@ -285,12 +286,14 @@ function timeOut(block: number, task: number): number | undefined {
     }
     requestInterrupt(block, task, isInterruptibleWait);
     if (killAfter < 0) {
+      // Withdrawn only if still ours (the pool thread may have cleared it at the task's end); polled, no wake owed.
       Atomics.compareExchange(heap().i32, (block >> 2) + B.KILL_TASK, task, 0);
       return undefined;
     }
     const at = epochNow() + killAfter;
     const h = heap();
     h.f64[(block >> 3) + B.KILL_AT_F64] = at;
+    // Read only by this isolate's next look at its deadlines (armed below): no wake owed.
     Atomics.store(h.i32, (block >> 2) + B.KILL_KIND, KILL);
     return at;
   }

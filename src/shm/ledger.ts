@@ -74,6 +74,7 @@ export function ledgerRemove(offset: number): void {
     const table = i32[ledgerSlot]!;
     if (table === 0) return;
     const at = slotOf(i32, table, offset);
+    // Only this isolate writes the ledger and its parent reads it after the isolate died: nobody sleeps on it.
     if (i32[at] === offset && i32[at + 1]! > 0) Atomics.store(i32, at + 1, i32[at + 1]! - 1);
   } finally {
     leaveInternal();
@@ -96,6 +97,7 @@ function rebuild(old: number): number {
     i32[at + 1] = count;
   }
   i32[(table >> 2) + USED] = live.length;
+  // Published after the copy (a release store); read only by a parent after our death: no wake owed.
   Atomics.store(i32, ledgerSlot, table);
   if (old !== 0) h.free(old);
   return table;
@@ -115,6 +117,7 @@ function pairsOf(i32: Int32Array, table: number): [number, number][] {
 export function ledgerClear(): void {
   if (ledgerSlot < 0) return;
   const h = heap();
+  // (An exchange: the ledger is freed once, by whoever takes it. Nobody sleeps on the slot.)
   const table = Atomics.exchange(h.i32, ledgerSlot, 0);
   if (table !== 0) h.free(table);
 }

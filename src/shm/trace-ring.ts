@@ -103,6 +103,7 @@ export function traceEvent(type: TraceType, kind: number, object: number, a = 0,
     i32[at + 6] = c;
     // Last (a release store): a reader that sees this seq sees the record.
     Atomics.store(i32, at + 7, n);
+    // Rings are read by stopTrace, which polls them: nobody sleeps on a ring, no wake owed.
     Atomics.store(i32, base + R_WRITTEN, n + 1);
   } finally {
     leaveInternal();
@@ -166,6 +167,7 @@ function newRing(gen: number): void {
   storeName(threadName || `thread ${currentIdent()}`); // id 0: the thread's name
   withTraceLock(() => {
     h.i32[base + R_NEXT] = h.i32[S_TRACE_RINGS]!;
+    // Under the trace lock (its release orders it); the list is only walked, never slept on.
     Atomics.store(h.i32, S_TRACE_RINGS, block);
   });
 }
