@@ -95,9 +95,16 @@ export class BrokenExecutor extends Error {
 export class BrokenThreadPool extends BrokenExecutor {
 }
 
+/**
+ * A remote executor's server (Redis) could not be reached in time: the task's outcome is
+ * unknown (it may still run once the server is back). Python's builtin of the same name.
+ */
+export class ConnectionError extends Error {
+}
+
 // Names live on the prototypes (not as instance fields), so an error rebuilt from its parts in
 // another thread has the right name without an own property.
-for (const Class of [ThreadError, DeadlockError, InterruptedError, BrokenBarrierError, QueueEmpty, QueueFull, QueueShutDown, CancelledError, TimeoutError, InvalidStateError, BrokenExecutor, BrokenThreadPool]) {
+for (const Class of [ThreadError, DeadlockError, InterruptedError, BrokenBarrierError, QueueEmpty, QueueFull, QueueShutDown, CancelledError, TimeoutError, InvalidStateError, BrokenExecutor, BrokenThreadPool, ConnectionError]) {
   Object.defineProperty(Class.prototype, 'name', { value: Class.name, writable: true, configurable: true, enumerable: false });
 }
 
@@ -127,4 +134,5 @@ export const errorClasses: Record<string, new (message?: string) => Error> = {
   InvalidStateError,
   BrokenExecutor,
   BrokenThreadPool,
+  ConnectionError,
 };

@@ -17,6 +17,7 @@
  * |      |           | ended by that interrupt, ends the future cancelled), STOP_TIMED_OUT      |
  * | 7    | TIMEOUT   | a pool task's timeout (ms, from when it starts running), 0 for none       |
  * | 8    | KILL_AFTER| ms after the interrupt before its isolate is terminated, -1 for never     |
+ * | 9    | REMOTE    | a remote executor's notice queue (one reference), 0 for a local future   |
  *
  * A completer writes OUTCOME, then STATE, under LOCK, then notifies STATE (see WAITED) and bumps the
  * process-wide completion sequence (wait() / asCompleted() sleep on that one word), so a waiter
@@ -35,7 +36,7 @@ import { deadlineAfter, describe, futexWaitAsync, msUntil, timeoutOrZero } from 
 import { WaitKind, beginWait, endWait, park, parkAsync } from '../shm/wait-site.js';
 import { addInterruptibleWait, interruptedError, takeInterrupt } from '../shm/interrupts.js';
 import { enterInternal, leaveInternal } from '../shm/kill-guard.js';
-import { Kind, SharedObject, dropReference, registerKind, reviveAs } from '../shm/handles.js';
+import { Kind, SharedObject, dropReference, registerKind, reviveAs, wrapperFor } from '../shm/handles.js';
 import { HeapExhaustedError, S_ROOTS } from '../shm/heap.js';
 import { internalLock, internalUnlock } from '../shm/mutex.js';
 import { address } from '../sync/options.js';
@@ -52,7 +53,13 @@ const LISTENER = 5;
 const STOP = 6;
 const TIMEOUT = 7;
 const KILL_AFTER = 8;
-const FUTURE_BYTES = 36;
+/** A remote executor's notice queue (RedisExecutor), or 0: cancel() tells it (the future holds a reference). */
+const REMOTE = 9;
+const FUTURE_BYTES = 40;
+
+/** What a remote future puts in its executor's notice queue: `[notice, future]`. */
+export const REMOTE_CANCELLED = 1;
+export const REMOTE_INTERRUPT = 2;
 
 /** STOP bits. */
 export const STOP_INTERRUPT = 1;
@@ -173,17 +180,42 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
    */
   cancel(options?: CancelOptions): boolean {
     const killAfter = checkCancelOptions(options);
+    let changed = false;
     const cancelled = this.transition((state) => {
       if (state === RUNNING || state === FINISHED) return false;
       if (state === CANCELLED || state === CANCELLED_AND_NOTIFIED) return true;
       this.numberCompletion();
       this.storeState(CANCELLED);
+      changed = true;
       return 'changed';
     });
+    if (changed) this.tellRemote(REMOTE_CANCELLED);
     if (cancelled || killAfter === undefined || this._state() !== RUNNING) return cancelled;
     // Marked first: a pool thread that takes the task from here on sees the mark (pool-thread.ts).
     Atomics.or(this.i32, this.base + STOP, STOP_INTERRUPT);
+    if (this.tellRemote(REMOTE_INTERRUPT)) return true;
     return stopper?.stop(this as Future<unknown>, killAfter) ?? false;
+  }
+
+  /**
+   * @internal Makes this future remote: cancel() puts `[REMOTE_CANCELLED | REMOTE_INTERRUPT,
+   * future]` into `notices` (a SimpleQueue its executor's bridge reads), which it holds.
+   */
+  _setRemote(notices: SharedObject): void {
+    notices._heap.retain(notices._offset);
+    Atomics.store(this.i32, this.base + REMOTE, notices._offset);
+  }
+
+  /** True when the future is remote (its notice was put, or its executor is gone). */
+  private tellRemote(notice: number): boolean {
+    const notices = Atomics.load(this.i32, this.base + REMOTE);
+    if (notices === 0) return false;
+    try {
+      (wrapperFor(notices) as unknown as { putNowait(item: unknown): void }).putNowait([notice, this]);
+    } catch {
+      // The executor was shut down: nothing is left to tell.
+    }
+    return true;
   }
 
   /** @internal STOP bits */
@@ -884,6 +916,8 @@ registerKind(Kind.Future, {
   name: 'Future',
   revive: (offset) => reviveAs(offset, () => new Future()),
   destroy: (h, offset) => {
+    const notices = h.i32[(offset >> 2) + REMOTE]!;
+    if (notices !== 0) dropReference(notices);
     const outcome = h.i32[(offset >> 2) + OUTCOME]!;
     const block = Math.abs(outcome);
     if (block !== 0 && outcome !== NO_ROOM) {

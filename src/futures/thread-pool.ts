@@ -38,9 +38,9 @@ import { setPoolThreadsReader } from '../thread/wait-graph.js';
 import { availableParallelism } from 'node:os';
 import type { ResourceLimits } from 'node:worker_threads';
 import { inspect } from 'node:util';
-import { BrokenThreadPool, ThreadError, TimeoutError, describeError } from '../errors.js';
+import { BrokenThreadPool, ThreadError, describeError } from '../errors.js';
 import { decodeValue, dropEncoded, encodeToBlock, forEachHandle } from '../shm/codec.js';
-import { deadlineAfter, describe, msUntil, timeoutOrZero } from '../shm/futex.js';
+import { describe } from '../shm/futex.js';
 import { BUILTIN_MODULE, type FunctionDescriptor, type ThreadFunction, builtins, describeFunction } from '../shm/functions.js';
 import { Kind, SharedObject, dropReference, isReviving, registerKind, reviveAs, reviveUntracked, wrapperFor } from '../shm/handles.js';
 import type { Heap } from '../shm/heap.js';
@@ -55,6 +55,8 @@ import { watchNotices } from '../shm/interrupts.js';
 import { runPoolThread } from './pool-thread.js';
 import { BROKEN, FULL, NEEDS_THREAD, type PutResult, QUEUE_SLOTS, REFUSED, SHUTDOWN, TaskQueue, dropRecord, encodeRecord, recordFuture, recordFutureDone } from './task-queue.js';
 import { CANCELLED_TASK, FAILED_TASK, type PoolStats, StatsTotals, claimShardLocked, outcomeOf, releaseShardLocked, shardsOf } from './pool-stats.js';
+import { type MapOptions, type MapPlan, readMapArguments, resultsInOrder, resultsInOrderAsync, zip } from './map-results.js';
+export type { MapOptions } from './map-results.js';
 
 const MAX_WORKERS = QUEUE_SLOTS;
 const THREADS = QUEUE_SLOTS + 1;
@@ -128,13 +130,6 @@ export type ThreadPoolOptions<I extends unknown[] = unknown[]> = {
       /** Arguments for the initializer (required: it has required parameters). */
       initargs: Readonly<I>;
     });
-
-export interface MapOptions {
-  /** Milliseconds from the call to map() until a result that is not ready raises TimeoutError. */
-  timeout?: number;
-  /** Items per task: batches small items so that one task carries several. @default 1 */
-  chunksize?: number;
-}
 
 interface Settings {
   prefix: string;
@@ -277,16 +272,14 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
   map<A extends unknown[], R>(fn: TaskFunction<A, R>, ...iterables: MapIterables<A>): IterableIterator<Awaited<R>>;
   map<A extends unknown[], R>(fn: TaskFunction<A, R>, ...iterablesAndOptions: [...MapIterables<A>, MapOptions]): IterableIterator<Awaited<R>>;
   map(fn: ThreadFunction, ...iterablesAndOptions: unknown[]): IterableIterator<unknown> {
-    const { futures, deadline, chunked, timeout } = this.submitMap(fn, iterablesAndOptions);
-    return resultsInOrder(futures, deadline, chunked, timeout);
+    return resultsInOrder(this.submitMap(fn, iterablesAndOptions));
   }
 
   /** The async twin of `map`: `for await (const r of pool.mapAsync(fn, items))`. */
   mapAsync<A extends unknown[], R>(fn: TaskFunction<A, R>, ...iterables: MapIterables<A>): AsyncIterableIterator<Awaited<R>>;
   mapAsync<A extends unknown[], R>(fn: TaskFunction<A, R>, ...iterablesAndOptions: [...MapIterables<A>, MapOptions]): AsyncIterableIterator<Awaited<R>>;
   mapAsync(fn: ThreadFunction, ...iterablesAndOptions: unknown[]): AsyncIterableIterator<unknown> {
-    const { futures, deadline, chunked, timeout } = this.submitMap(fn, iterablesAndOptions);
-    return resultsInOrderAsync(futures, deadline, chunked, timeout);
+    return resultsInOrderAsync(this.submitMap(fn, iterablesAndOptions));
   }
 
   /**
@@ -676,21 +669,8 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
     }
   }
 
-  private submitMap(fn: unknown, rest: unknown[]): { futures: Future<unknown>[]; deadline: number; chunked: boolean; timeout: number | undefined } {
-    let options: MapOptions = {};
-    const last = rest[rest.length - 1];
-    if (rest.length > 0 && typeof last === 'object' && last !== null && !(Symbol.iterator in last)) {
-      options = last as MapOptions;
-      rest = rest.slice(0, -1);
-    }
-    const deadline = deadlineAfter(timeoutOrZero(options.timeout, 'ThreadPoolExecutor.map'));
-    const chunksize = options.chunksize ?? 1;
-    if (!Number.isInteger(chunksize) || chunksize < 1) throw new RangeError(`ThreadPoolExecutor.map: chunksize must be >= 1, got ${describe(chunksize)}`);
-    for (const [i, iterable] of rest.entries()) {
-      if (typeof iterable !== 'object' || iterable === null || !(Symbol.iterator in iterable)) {
-        throw new TypeError(`ThreadPoolExecutor.map: argument ${i + 2} must be an iterable, got ${describe(iterable)}`);
-      }
-    }
+  private submitMap(fn: unknown, rest: unknown[]): MapPlan {
+    const { iterables, deadline, chunksize, timeout } = readMapArguments(rest, 'ThreadPoolExecutor.map');
     this.checkOpen();
     const id = this.functionId(fn);
     const futures: Future<unknown>[] = [];
@@ -709,12 +689,12 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
       futures.push(future);
       chunk = [];
     };
-    for (const args of zip(rest as Iterable<unknown>[])) {
+    for (const args of zip(iterables)) {
       chunk.push(args);
       if (chunk.length >= chunksize) flush();
     }
     flush();
-    return { futures, deadline, chunked: chunksize > 1, timeout: options.timeout };
+    return { futures, deadline, chunked: chunksize > 1, timeout, what: 'ThreadPoolExecutor.map' };
   }
 }
 
@@ -781,68 +761,6 @@ function sleepBriefly(): void {
   Atomics.wait(sleepWord, 0, 0, 1); // nobody notifies this word: a plain timed sleep
 }
 const sleepWord = new Int32Array(new SharedArrayBuffer(4));
-
-function* zip(iterables: Iterable<unknown>[]): Generator<unknown[]> {
-  if (iterables.length === 0) return;
-  const iterators = iterables.map((it) => it[Symbol.iterator]());
-  for (;;) {
-    const items: unknown[] = [];
-    for (const it of iterators) {
-      const step = it.next();
-      if (step.done) return;
-      items.push(step.value);
-    }
-    yield items;
-  }
-}
-
-/** A map() result; a TimeoutError names the caller's timeout, not the time that was left. */
-function mapResult(future: Future<unknown>, deadline: number, timeout: number | undefined): unknown {
-  try {
-    return future.result(deadline === Infinity ? undefined : msUntil(deadline));
-  } catch (error) {
-    throw mapTimeout(error, future, timeout);
-  }
-}
-
-async function mapResultAsync(future: Future<unknown>, deadline: number, timeout: number | undefined): Promise<unknown> {
-  try {
-    return await future.resultAsync({ timeout: deadline === Infinity ? undefined : msUntil(deadline) });
-  } catch (error) {
-    throw mapTimeout(error, future, timeout);
-  }
-}
-
-function mapTimeout(error: unknown, future: Future<unknown>, timeout: number | undefined): unknown {
-  if (!(error instanceof TimeoutError) || future.done()) return error;
-  return new TimeoutError(`ThreadPoolExecutor.map: a result was not ready within the timeout of ${timeout} ms given to map()`);
-}
-
-function* resultsInOrder(futures: Future<unknown>[], deadline: number, chunked: boolean, timeout: number | undefined): Generator<unknown> {
-  let next = 0;
-  try {
-    for (; next < futures.length; next++) {
-      const value = mapResult(futures[next]!, deadline, timeout);
-      if (chunked) yield* value as unknown[];
-      else yield value;
-    }
-  } finally {
-    for (let i = next; i < futures.length; i++) futures[i]!.cancel();
-  }
-}
-
-async function* resultsInOrderAsync(futures: Future<unknown>[], deadline: number, chunked: boolean, timeout: number | undefined): AsyncGenerator<unknown> {
-  let next = 0;
-  try {
-    for (; next < futures.length; next++) {
-      const value = await mapResultAsync(futures[next]!, deadline, timeout);
-      if (chunked) yield* value as unknown[];
-      else yield value;
-    }
-  } finally {
-    for (let i = next; i < futures.length; i++) futures[i]!.cancel();
-  }
-}
 
 registerKind(Kind.Executor, {
   name: 'ThreadPoolExecutor',

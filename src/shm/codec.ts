@@ -143,6 +143,8 @@ class Encoder {
 
   /** True while an encode runs (re-entered, the caller takes a fresh encoder). */
   busy = false;
+  /** Set for a value leaving the process (RedisExecutor): a shared object inside is refused. */
+  portable = false;
 
   encode(value: unknown, root: string): Uint8Array {
     const length = this.encodeRaw(value, root); // (first: it may replace `buf` with a bigger one)
@@ -302,6 +304,7 @@ class Encoder {
       return this.u32(index);
     }
     if (o instanceof SharedObject) {
+      if (this.portable) throw new Refused(`${describeShared(o)}: shared objects live in one process's memory and cannot be sent to another machine (send plain values instead)`);
       // Checked before anything is written to the heap (retainForTransfer adds a reference).
       if (!SharedObject._hasBrand(o)) {
         const name = (Object.getPrototypeOf(o) as { constructor?: { name?: string } } | null)?.constructor?.name ?? 'object';
@@ -515,6 +518,7 @@ class Encoder {
 
   /** A sharedArray travels by reference: block, position and length, never its contents. */
   private sharedView(v: ArrayBufferView): void {
+    if (this.portable) throw new Refused(`a sharedArray() ${v.constructor.name}: shared memory cannot be sent to another machine (send a copy: ${v.constructor.name}.from(it))`);
     const block = sharedViewBlock(v);
     if (block === undefined) throw new NotCloneable('a view of threadkit shared memory that sharedArray() did not return (send the array itself, not a subarray)');
     const kind = typedArrayKinds.findIndex((T) => v instanceof T);
@@ -1078,6 +1082,44 @@ export function copyBytes(from: Uint8Array, to: Uint8Array, at: number, length: 
     return;
   }
   for (let i = 0; i < length; i++) to[at + i] = from[i]!;
+}
+
+/**
+ * Encodes `value` for another process (RedisExecutor): fresh bytes that hold no handle.
+ * @throws TypeError naming the path of a shared object, or of a value that cannot be cloned.
+ */
+export function encodePortable(value: unknown, root: string): Uint8Array {
+  const enc = idleEncoder();
+  enc.portable = true;
+  try {
+    return Uint8Array.prototype.slice.call(enc.encode(value, root));
+  } finally {
+    enc.portable = false;
+  }
+}
+
+/**
+ * Decodes bytes from another process (encodePortable's). Bytes that name a handle did not come
+ * from encodePortable (a handle is an offset in the sender's heap): refused before anything is
+ * revived.
+ * @throws TypeError for such bytes, or for bytes that are not an encoded value.
+ */
+export function decodePortable(bytes: Uint8Array): unknown {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let handles = 0;
+  try {
+    forEachHandle(b, 0, () => handles++);
+  } catch (error) {
+    throw new TypeError(`threadkit: a value received from another process could not be read (${error instanceof Error ? error.message : String(error)})`);
+  }
+  if (handles > 0) throw new TypeError('threadkit: a value received from another process names shared objects, which only exist in their own process');
+  return decoder.decode(b, 0);
+}
+
+/** "a Lock", "a Queue": a shared object as a message names it. */
+function describeShared(o: object): string {
+  const name = (Object.getPrototypeOf(o) as { constructor?: { name?: string } } | null)?.constructor?.name ?? 'shared object';
+  return `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}`;
 }
 
 /** Encodes `value` into a fresh, independent Uint8Array. */
