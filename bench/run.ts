@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: runs every benchmark in turn (lock, pingpong, codec, threads, pool, futures, queue, detection, cancel, trace), prints one table and
+ * `npm run bench`: runs every benchmark in turn (lock, pingpong, codec, threads, pool, futures, queue, detection, cancel, trace, redis), prints one table and
  * writes it as Markdown to bench/RESULTS.md. The benchmarks import the build (dist/), so run
  * `npm run build` first; a warning is printed when src/ is newer than the build.
  */
@@ -17,6 +17,7 @@ import { run as runLock } from './lock.js';
 import { run as runPingPong } from './pingpong.js';
 import { run as runPool } from './pool.js';
 import { run as runQueue } from './queue.js';
+import { run as runRedis } from './redis.js';
 import { run as runThreads } from './threads.js';
 import { run as runTrace } from './trace.js';
 
@@ -60,6 +61,7 @@ const benchmarks: [string, () => Row[] | Promise<Row[]>][] = [
   ['detection', runDetection],
   ['cancel', runCancel],
   ['trace', runTrace],
+  ['redis', runRedis],
 ];
 
 if (newestMtime(join(root, 'src')) > newestMtime(join(root, 'dist'))) {

@@ -105,6 +105,7 @@ const EXAMPLES: Example[] = [
   { file: 'deadlock', say: 'A thread dump names who waits on what; deadlock detection raises instead of hanging.' },
   { file: 'cancel', say: 'Stopping work: the first search task to finish cancels the rest; a timeout; a kill.' },
   { file: 'trace', say: 'A timeline of a real run: who waited on whom, who held the lock, which release woke whom.' },
+  { file: 'redis', say: 'Beyond one machine: a RedisExecutor sends tasks through Redis to two `threadkit worker` processes.' },
 ];
 
 const SHOWN_LINES = 4;

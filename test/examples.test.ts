@@ -12,6 +12,7 @@ import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { REDIS_SERVER } from './helpers/redis.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const LIMIT_MS = 40_000;
@@ -62,7 +63,11 @@ const TESTED = [
   'deadlock',
   'cancel',
   'trace',
+  'redis',
 ];
+
+/** examples/redis.ts needs a Redis: REDIS_URL, or a redis-server it starts itself. */
+const NO_REDIS = REDIS_SERVER === undefined && process.env.REDIS_URL === undefined ? 'redis-server is not installed and REDIS_URL is not set (Debian: apt-get install redis-server)' : false;
 
 it('every example has a test here (the tour runs them all)', () => {
   const files = readdirSync(new URL('../examples/', import.meta.url))
@@ -151,6 +156,24 @@ describe('examples', { concurrency: 2 }, () => {
     line(lines, /^hand-off arrows \(a release, put or set to the wait it ended\): yes$/);
     line(lines, /^pool tasks: 8 spans named digest$/);
     line(lines, /^queue depth counter: yes$/);
+  });
+
+  it('redis: a client and two `threadkit worker` processes: submit, an error keeping its class, map with chunksize, asCompleted mixing local and remote, cancel, SIGTERM', { skip: NO_REDIS }, async () => {
+    const lines = await run('redis');
+    line(lines, /^redis: (a redis-server started for this example \(no persistence\)|the one at REDIS_URL)$/);
+    line(lines, /^workers: 2 `threadkit worker --threads 2` processes take jobs from queue "redis-example-\d+"$/);
+    line(lines, /^submit: primes below 1,000,000 = 78498 \(counted on threadkit-worker-redis-example-\d+_\d+ in a worker process: true\)$/);
+    line(lines, /^error: RangeError: no real square root of -4 \(instanceof RangeError: true, code: E_NEGATIVE, cause: TypeError: expected a number >= 0\)$/);
+    line(lines, /^error: its stack names the worker's frame: true$/);
+    line(lines, /^map: primes per block of 100,000 \(chunksize 4\): 9592, 8392, 8013, 7863, 7678, 7560, 7445, 7408, 7323, 7224$/);
+    line(lines, /^map: total 78,498 primes below 1,000,000$/);
+    line(lines, /^asCompleted: local \(17,984\), remote \(25,997\), remote \(33,860\) \(listed sorted; they finish in any order\)$/);
+    line(lines, /^a Lock in the arguments: TypeError: args\[0\]\.lock: a Lock: shared objects live in one process's memory and cannot be sent to another machine$/);
+    line(lines, /^cancel: 9 sleepers on the workers' 8 slots; cancel\(\{ interrupt: true \}\) of a running one -> true; it ended cancelled: true$/);
+    line(lines, /^cancel: cancel\(\) of a task queued behind them -> true, cancelled: true$/);
+    line(lines, /^cancel: the other 8 sleepers slept: true$/);
+    line(lines, /^shutdown: <threadkit\.RedisExecutor queue=redis-example-\d+ at redis:\/\/\S+: shut down>$/);
+    line(lines, /^workers: SIGTERM -> exit codes 0, 0; they took 16 of the 17 jobs sent: not the cancelled task's \(its job was removed before a worker took it\)$/);
   });
 
   it('deadlock: the inversion raises DeadlockError in one thread, the dump names the holder, join cycles raise', async () => {

@@ -11,7 +11,7 @@ const USAGE = `usage: threadkit worker --connection redis://host:6379 --queue NA
   --connection URL         Redis (redis://[user:password@]host:port[/db], rediss:// for TLS)
   --queue NAME             the RedisExecutor's queue
   --threads N              threads of the local pool (default: cores + 4, at most 32)
-  --concurrency N          jobs taken at once (default: 2 x threads)
+  --concurrency N          jobs taken at once (default: 2 x threads, so results travel while threads work)
   --prefix P               BullMQ key prefix (default: bull)
   --lock-duration MS       a job's lock without renewal: how soon a dead worker's job runs elsewhere (default: 30000)
   --stalled-interval MS    between checks for jobs of dead workers (default: 30000)`;

@@ -206,6 +206,10 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     Atomics.store(this.i32, this.base + REMOTE, notices._offset);
   }
 
+  private isRemote(): boolean {
+    return Atomics.load(this.i32, this.base + REMOTE) !== 0;
+  }
+
   /** True when the future is remote (its notice was put, or its executor is gone). */
   private tellRemote(notice: number): boolean {
     const notices = Atomics.load(this.i32, this.base + REMOTE);
@@ -292,7 +296,8 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     if (typeof options !== 'object' || options === null) return Promise.reject(new TypeError(`Future.resultAsync: expected an options object, got ${describe(options)}`));
     // Awaiting one future (a round trip): a short task finishes sooner than an async wake-up
     // arrives (~100 µs through the event loop), so look for a while first.
-    if (!this.done() && inboxWaiters.size === 0) spinWhile(() => !this.done(), ASYNC_SPIN_MICROS);
+    // (Not a remote future's: it takes a network round trip.)
+    if (!this.done() && inboxWaiters.size === 0 && !this.isRemote()) spinWhile(() => !this.done(), ASYNC_SPIN_MICROS);
     if (this.done()) return this.settledOutcome(options.timeout);
     if (takeInterrupt()) return Promise.reject(interruptedError('Future.resultAsync'));
     if (options.timeout === undefined && options.signal === undefined && listenThroughInbox(this as Future<unknown>)) {
@@ -596,7 +601,7 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
     options.signal?.throwIfAborted();
     // A short task finishes sooner than an async wake-up arrives (~100 µs through the event
     // loop): look for a while before handing the wait to the event loop.
-    if (this._state() < CANCELLED) spinWhile(() => this._state() < CANCELLED, ASYNC_SPIN_MICROS);
+    if (this._state() < CANCELLED && !this.isRemote()) spinWhile(() => this._state() < CANCELLED, ASYNC_SPIN_MICROS);
     for (let word = this.markWaited(); (word & STATE_MASK) < CANCELLED; word = this.markWaited()) {
       const slice = Math.min(deadline, performance.now() + 10 * LIVENESS_CHECK_MS);
       // Sleep only while the word is still what we marked (see storeState).

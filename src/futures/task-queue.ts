@@ -27,7 +27,7 @@
  * | 14   | MAX_QUEUE  | maxQueue: put() refuses (FULL) while this many are queued; 0: none |
  * | 15   | ROOM       | futex word: bumped by every take (when MAX_QUEUE) and by shutdown  |
  * | 16   | ROOM_WAITERS | submitters waiting for room (a take notifies only when > 0)     |
- * | 17   | (unused)   | (aligns OUTCOMES)                                                 |
+ * | 17   | NO_SPIN    | 1: idle threads sleep at once (tasks come slowly: a Redis worker) |
  * | 18-23| OUTCOMES   | Float64 × 3, by pool-stats.ts Outcome: tasks that left the pool   |
  * |      |            | outside a pool thread's stats shard (a take of a cancelled task,  |
  * |      |            | shutdown's cancelFutures, a broken pool, a dead thread's task)    |
@@ -62,6 +62,7 @@ const WORK = 13;
 const MAX_QUEUE = 14;
 const ROOM = 15;
 const ROOM_WAITERS = 16;
+export const NO_SPIN = 17;
 /** Float64 slot (from the block's offset >> 3) of the first of the three OUTCOMES. */
 const OUTCOMES_F64 = 9;
 /** Slots the executor (thread-pool.ts) keeps after the queue's own. */
@@ -309,7 +310,8 @@ export class TaskQueue {
       try {
         // Sleep only while AVAILABLE holds what we read under LOCK (see put). Spin a while
         // first: under a steady stream of tasks the next one comes within microseconds.
-        timedOut = park(this.h.i32, this.base + AVAILABLE, seen.available, deadline, WaitKind.Work, 0, false, TAKE_SPIN_MICROS) === 'timed-out';
+        const spin = Atomics.load(this.h.i32, this.base + NO_SPIN) === 0 ? TAKE_SPIN_MICROS : 0;
+        timedOut = park(this.h.i32, this.base + AVAILABLE, seen.available, deadline, WaitKind.Work, 0, false, spin) === 'timed-out';
       } catch (error) {
         this.locked((i32) => {
           i32[this.base + SLEEPERS] = i32[this.base + SLEEPERS]! - 1;

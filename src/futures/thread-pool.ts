@@ -53,7 +53,7 @@ import { Future, STOP_INTERRUPT, checkLimit, onStalledWait, settleSurely } from 
 import { disownPoolThread, ownPoolThread } from './task-stopper.js';
 import { watchNotices } from '../shm/interrupts.js';
 import { runPoolThread } from './pool-thread.js';
-import { BROKEN, FULL, NEEDS_THREAD, type PutResult, QUEUE_SLOTS, REFUSED, SHUTDOWN, TaskQueue, dropRecord, encodeRecord, recordFuture, recordFutureDone } from './task-queue.js';
+import { BROKEN, FULL, NEEDS_THREAD, NO_SPIN, type PutResult, QUEUE_SLOTS, REFUSED, SHUTDOWN, TaskQueue, dropRecord, encodeRecord, recordFuture, recordFutureDone } from './task-queue.js';
 import { CANCELLED_TASK, FAILED_TASK, type PoolStats, StatsTotals, claimShardLocked, outcomeOf, releaseShardLocked, shardsOf } from './pool-stats.js';
 import { type MapOptions, type MapPlan, readMapArguments, resultsInOrder, resultsInOrderAsync, zip } from './map-results.js';
 export type { MapOptions } from './map-results.js';
@@ -351,6 +351,14 @@ export class ThreadPoolExecutor<I extends unknown[] = unknown[]> extends SharedO
   }
 
   // ---- internals (also used by the pool threads) -------------------------------------------
+
+  /**
+   * @internal Idle threads sleep at once instead of spinning ~100 µs for the next task: for a
+   * pool whose tasks arrive from the network (a Redis worker), where the spin only burns CPU.
+   */
+  _sleepWhenIdle(): void {
+    Atomics.store(this._heap.i32, this.base + NO_SPIN, 1); // (read by each idle thread before it parks: no wake-up involved)
+  }
 
   /** @internal the pool thread's initializer and its args */
   _initializer(): { fn: FunctionDescriptor; args: unknown[] } | undefined {

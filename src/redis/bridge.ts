@@ -45,6 +45,7 @@ export function interruptChannel(prefix: string, queue: string): string {
 }
 
 const EVENTS_KEPT = 100_000;
+const CLOSE_WAIT_MS = 2000;
 
 interface NewJob {
   name: string;
@@ -73,7 +74,8 @@ class Bridge {
   private pending = new Map<string, Future<unknown>>();
   /** Job ids by future offset (notices name the future). */
   private jobOf = new Map<number, string>();
-  /** Ids whose addBulk resolved (only these are looked for in Redis after an outage). */
+  /** Ids whose addBulk was sent, and whose addBulk resolved (only these are looked for in Redis after an outage). */
+  private sent = new Set<string>();
   private added = new Set<string>();
   private readonly idPrefix = `tk${process.pid.toString(36)}${Math.random().toString(36).slice(2, 8)}-`;
   private nextId = 0;
@@ -89,6 +91,8 @@ class Bridge {
   private unavailable = false;
   private downTimer: NodeJS.Timeout | undefined;
   private lastError = '';
+  /** True once jobs may be added: the events subscription reads from before the first. */
+  private connected = false;
   /** Jobs submitted before the connection was made. */
   private unsent: NewJob[] = [];
   /** Why the bridge cannot work at all (bullmq missing…): every task fails with it. */
@@ -125,7 +129,9 @@ class Bridge {
       this.handle(batch);
       if (this.closing) break;
     }
-    await connected;
+    // Never connected (Redis away from the start): the pending futures fail at the timeout;
+    // close() then ends the connection attempt.
+    if (this.connected) await connected;
     if (this.cancelOnClose) for (const future of [...this.pending.values()]) future.cancel();
     // Notices of those cancels, and anything else put meanwhile.
     this.drainInboxNow();
@@ -156,6 +162,8 @@ class Bridge {
     this.client = await openRedis(connection, `threadkit-executor:${queue}`);
     this.eventsClient = await openRedis(connection, `threadkit-events:${queue}`);
     this.publisher = this.client;
+    // (Its errors are the same as the main client's, which watchConnection reports.)
+    this.eventsClient.on('error', () => {});
     this.watchConnection(this.client);
     this.queue = new Queue(queue, { connection: this.client, prefix, streams: { events: { maxLen: EVENTS_KEPT } } });
     this.queue.on('error', (error: Error) => (this.lastError = describeError(error)));
@@ -168,6 +176,7 @@ class Bridge {
     this.events.on('failed', ({ jobId, failedReason }: { jobId: string; failedReason: string }) => this.onFailed(jobId, failedReason));
     this.events.on('removed', ({ jobId }: { jobId: string }) => this.onRemoved(jobId));
     await this.events.waitUntilReady();
+    this.connected = true;
   }
 
   // ---- the inbox ---------------------------------------------------------------------------
@@ -201,8 +210,10 @@ class Bridge {
           break;
       }
     }
-    if (this.queue === undefined) this.unsent.push(...jobs);
-    else for (let i = 0; i < jobs.length; i += this.settings.batch) this.add(jobs.slice(i, i + this.settings.batch));
+    // (A job whose future was cancelled in this same batch is not sent at all.)
+    const live = jobs.filter((job) => this.pending.has(job.opts.jobId));
+    if (!this.connected) this.unsent.push(...live);
+    else for (let i = 0; i < live.length; i += this.settings.batch) this.add(live.slice(i, i + this.settings.batch));
   }
 
   /** The future is the bridge's to settle (it holds the process, from submit, until forgotten). */
@@ -212,6 +223,7 @@ class Bridge {
   }
 
   private add(jobs: NewJob[]): void {
+    for (const job of jobs) this.sent.add(job.opts.jobId);
     (this.queue.addBulk(jobs) as Promise<unknown>).then(
       () => {
         for (const job of jobs) if (this.pending.has(job.opts.jobId)) this.added.add(job.opts.jobId);
@@ -230,7 +242,11 @@ class Bridge {
   private onCancelled(future: Future<unknown>): void {
     const id = this.jobOf.get(future._offset);
     if (id === undefined) return;
+    const sent = this.sent.has(id);
     this.forget(id);
+    // Not sent yet: it never will be (handle and flushUnsent skip it). Sent: the removal goes
+    // on the same connection, after the add.
+    if (!sent) return;
     (this.queue.remove(id) as Promise<number>).then(
       (removed) => {
         if (removed === 0) this.interrupt(id); // taken by a worker meanwhile (locked) or gone
@@ -314,6 +330,7 @@ class Bridge {
     const future = this.pending.get(id);
     if (future === undefined) return;
     this.pending.delete(id);
+    this.sent.delete(id);
     this.added.delete(id);
     this.jobOf.delete(future._offset);
     holdProcess(-1);
@@ -394,9 +411,11 @@ class Bridge {
   async close(): Promise<void> {
     clearTimeout(this.downTimer);
     const closing: Promise<unknown>[] = [];
-    if (this.events !== undefined) closing.push(this.events.close().catch(() => {}));
-    if (this.queue !== undefined) closing.push(this.queue.close().catch(() => {}));
-    await Promise.all(closing);
+    // (Never connected: BullMQ's close would wait for the connection; the disconnects end it.)
+    if (this.connected && this.events !== undefined) closing.push(this.events.close().catch(() => {}));
+    if (this.connected && this.queue !== undefined) closing.push(this.queue.close().catch(() => {}));
+    // (Bounded: with Redis away, BullMQ's close waits for commands that will not be answered.)
+    await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
     for (const client of [this.client, this.eventsClient]) client?.disconnect();
   }
 }

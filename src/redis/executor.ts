@@ -5,6 +5,8 @@
  * await like them. The executor's Redis work happens in its bridge thread (bridge.ts).
  */
 
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
 import { ThreadError } from '../errors.js';
 import { Future } from '../futures/future.js';
@@ -67,7 +69,7 @@ export class RedisExecutor {
       batch: 500,
     };
     this.#bridge = new Thread({
-      target: { module: new URL('./bridge.js', import.meta.url).href, name: 'runBridge' },
+      target: { module: bridgeModule(), name: 'runBridge' },
       args: [settings, this.#inbox],
       name: `RedisExecutor-${++executors} (${this.queue})`,
       // It holds nothing itself: each future holds the process from submit until it is done.
@@ -189,6 +191,20 @@ export class RedisExecutor {
     flush();
     return { futures: jobs.map((data) => this.send(data)), deadline, chunked: chunksize > 1, timeout, what };
   }
+}
+
+/**
+ * The bridge thread's module, next to this one. A one-file bundle has no such file beside it:
+ * refuse at once (the thread would fail to start, and no future would ever settle).
+ */
+function bridgeModule(): string {
+  let url = new URL('./bridge.js', import.meta.url);
+  // (Run from the sources, under a TypeScript loader: the .ts beside this one.)
+  if (import.meta.url.endsWith('.ts')) url = new URL('./bridge.ts', import.meta.url);
+  if (url.protocol === 'file:' && !existsSync(fileURLToPath(url))) {
+    throw new Error(`RedisExecutor: its bridge module ${fileURLToPath(url)} is missing (is threadkit inside a one-file bundle? keep it external: esbuild --external:threadkit)`);
+  }
+  return url.href;
 }
 
 function checkQueueName(queue: unknown, what: string): string {

@@ -50,10 +50,18 @@ export function jobData(fn: { module: string; name: string }, args: unknown[], c
   return { tk: WIRE_VERSION, module: fn.module, relative: relativeToCwd(fn.module), name: fn.name, args: toBase64(encodePortable(args, root)), chunk: chunk ? 1 : 0, attempts };
 }
 
+/** By module URL (the working directory is taken as fixed once a module is sent). */
+const relatives = new Map<string, string | null>();
+
 function relativeToCwd(module: string): string | null {
-  if (!module.startsWith('file:')) return null;
-  const path = relative(process.cwd(), fileURLToPath(module));
-  return path.startsWith('..') ? null : path.split(sep).join('/');
+  let path = relatives.get(module);
+  if (path === undefined) {
+    path = module.startsWith('file:') ? relative(process.cwd(), fileURLToPath(module)) : null;
+    if (path !== null) path = path.startsWith('..') ? null : path.split(sep).join('/');
+    if (relatives.size > 1000) relatives.clear();
+    relatives.set(module, path);
+  }
+  return path;
 }
 
 /** Reads a job's data on the worker. @throws TypeError for a job that threadkit did not write. */
@@ -76,6 +84,20 @@ export function decodeArgs(data: JobData): unknown[] {
  * @throws Error naming both places when neither exists.
  */
 export function resolveTaskModule(data: JobData, cwd = process.cwd()): string {
+  const key = `${data.module}\n${data.relative}`;
+  let found = resolved.get(key);
+  if (found === undefined) {
+    // (Only what was found is kept: a module copied here later is found then.)
+    found = findTaskModule(data, cwd);
+    if (resolved.size > 1000) resolved.clear();
+    resolved.set(key, found);
+  }
+  return found;
+}
+
+const resolved = new Map<string, string>();
+
+function findTaskModule(data: JobData, cwd: string): string {
   const { module } = data;
   if (!module.startsWith('file:') || existsSync(fileURLToPath(module))) return module;
   if (data.relative !== null) {

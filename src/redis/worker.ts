@@ -27,7 +27,7 @@ export interface RunWorkerOptions {
   queue: string;
   /** Threads of the local pool. @default the pool's default (cores + 4, at most 32) */
   maxWorkers?: number;
-  /** Jobs taken at once (a few more than threads keeps them fed). @default 2 × maxWorkers */
+  /** Jobs taken at once (more than threads keeps them fed while results travel). @default 2 × the pool's threads */
   concurrency?: number;
   /** BullMQ's key prefix. @default "bull" */
   prefix?: string;
@@ -62,6 +62,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<RedisWorker>
   const settings = checkWorkerOptions(options);
   const { Worker, UnrecoverableError } = await loadBullMQ();
   const pool = new ThreadPoolExecutor({ maxWorkers: settings.maxWorkers, threadNamePrefix: `threadkit-worker-${settings.queue}` });
+  pool._sleepWhenIdle(); // (tasks come at Redis's pace: spinning for the next would only burn CPU)
   const running = new Map<string, Future<unknown>[]>();
   const interruptedEarly = new Map<string, number>();
   let finished = 0;
@@ -119,7 +120,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<RedisWorker>
   const worker = new Worker(settings.queue, processJob, {
     connection,
     prefix: settings.prefix,
-    concurrency: settings.concurrency,
+    concurrency: settings.concurrency ?? 2 * pool.maxWorkers,
     lockDuration: settings.lockDuration,
     stalledInterval: settings.stalledInterval,
     // Starts are bounded by each job's own attempts (processJob), not by BullMQ's stall count.
@@ -166,7 +167,7 @@ function forgetOldInterrupts(early: Map<string, number>): void {
   for (const [id, at] of early) if (now - at > EARLY_INTERRUPT_MS) early.delete(id);
 }
 
-function checkWorkerOptions(options: RunWorkerOptions): Required<Omit<RunWorkerOptions, 'maxWorkers'>> & { maxWorkers: number | undefined } {
+function checkWorkerOptions(options: RunWorkerOptions): Required<Omit<RunWorkerOptions, 'maxWorkers' | 'concurrency'>> & { maxWorkers: number | undefined; concurrency: number | undefined } {
   if (typeof options !== 'object' || options === null) throw new TypeError(`runWorker: expected options { connection, queue }, got ${describe(options)}`);
   const known = ['connection', 'queue', 'maxWorkers', 'concurrency', 'prefix', 'lockDuration', 'stalledInterval', 'handleSignals'];
   for (const key of Object.keys(options)) if (!known.includes(key)) throw new TypeError(`runWorker: unknown option "${key}" (known: ${known.join(', ')})`);
@@ -182,7 +183,7 @@ function checkWorkerOptions(options: RunWorkerOptions): Required<Omit<RunWorkerO
     connection: checkConnection(options.connection, 'runWorker'),
     queue: checkQueueName(options.queue, 'runWorker'),
     maxWorkers,
-    concurrency: whole(options.concurrency ?? 2 * (maxWorkers ?? 8), 'concurrency'),
+    concurrency: options.concurrency === undefined ? undefined : whole(options.concurrency, 'concurrency'),
     prefix,
     lockDuration: whole(options.lockDuration ?? 30_000, 'lockDuration'),
     stalledInterval: whole(options.stalledInterval ?? 30_000, 'stalledInterval'),
