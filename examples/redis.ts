@@ -230,7 +230,7 @@ export async function main(): Promise<string[]> {
     // SIGTERM: a worker takes no more jobs, finishes its running tasks, and exits, saying how
     // many jobs it took. 17 were sent: 1 + 1 + 3 map jobs + 2 + 9 sleepers + the cancelled one.
     const codes = await Promise.all(workers.map((w) => stop(w.child)));
-    const taken = workers.map((w) => Number(/closed after (\d+) tasks/.exec(w.stderr())?.[1] ?? NaN)).reduce((a, b) => a + b, 0);
+    const taken = workers.map((w) => Number(/closed after (\d+) jobs?/.exec(w.stderr())?.[1] ?? NaN)).reduce((a, b) => a + b, 0);
     const removed = taken === 16 ? ": not the cancelled task's (its job was removed before a worker took it)" : '';
     lines.push(`workers: SIGTERM -> exit codes ${codes.join(', ')}; they took ${taken} of the 17 jobs sent${removed}`);
   } finally {

@@ -23,6 +23,8 @@ import { dirname, join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type Run, lines, run, show } from './fixtures/apps/run.js';
+import { REDIS_SERVER, startRedis } from './helpers/redis.js';
+import { spawn } from 'node:child_process';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const APPS = fileURLToPath(new URL('./fixtures/apps/', import.meta.url));
@@ -103,6 +105,36 @@ async function bundle(entry: string, external: string[] = []): Promise<{ dir: st
   for (const e of external) copyFileSync(join(scratch, e), join(dir, e));
   return { dir, file };
 }
+
+/**
+ * threadkit/redis from the tarball: bullmq and ioredis installed beside it (optional peers, from
+ * the npm cache after `npm ci`), a real redis-server, the package's `threadkit` bin as the
+ * worker (SIGTERM: it exits 0), and a client that exits by itself.
+ */
+describe('threadkit/redis as a user gets it', { skip: REDIS_SERVER === undefined ? 'redis-server is not installed (.ci/run installs it)' : false }, () => {
+  it('the installed `threadkit worker` bin runs the tasks of a RedisExecutor client importing threadkit/redis', async () => {
+    const install = ['install', 'bullmq', 'ioredis', '--no-audit', '--no-fund', '--no-save'];
+    const offline = await run('npm', [...install, '--offline'], { cwd: scratch, timeoutMs: 120_000, withoutNpmEnv: true });
+    if (offline.timedOut || offline.code !== 0) await step('npm', install, scratch, 120_000);
+    const redis = await startRedis();
+    const bin = join(scratch, 'node_modules', '.bin', 'threadkit');
+    const worker = spawn(bin, ['worker', '--connection', redis.url, '--queue', 'pkg', '--threads', '1'], { cwd: scratch, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    worker.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
+    try {
+      const r = await run(process.execPath, ['redis-app.mjs', redis.url, 'pkg'], { cwd: scratch, timeoutMs: LIMIT_MS });
+      assertExited(r, 0);
+      assert.deepEqual(lines(r.stdout), ['HELLO!', 'A! B! C!'], `${show(r)}\nworker: ${stderr}`);
+      worker.kill('SIGTERM');
+      assert.equal(await exited, 0, `the worker did not exit 0 on SIGTERM: ${stderr}`);
+      assert.match(stderr, /taking jobs from queue "pkg"[\s\S]*closed after 3 jobs/);
+    } finally {
+      if (worker.exitCode === null) worker.kill('SIGKILL');
+      await redis.kill();
+    }
+  });
+});
 
 // The cases run concurrently (child processes stay at two at a time: run.ts), so that a case
 // that hangs costs its 60 s alongside the others, not after them.

@@ -216,7 +216,7 @@ describe('RedisExecutor', { skip: REDIS_SERVER === undefined ? 'redis-server is 
       w.child.kill('SIGTERM');
       assert.equal(await f, w.child.pid);
       assert.equal(await w.exited, 0);
-      assert.match(w.stderr(), /closed after 1 tasks/);
+      assert.match(w.stderr(), /closed after 1 job\b/);
     } finally {
       gx.shutdown({ cancelFutures: true });
     }

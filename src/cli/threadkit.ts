@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   });
   process.stderr.write(`threadkit worker ${process.pid}: taking jobs from queue "${values.queue}"\n`);
   await worker.closed;
-  process.stderr.write(`threadkit worker ${process.pid}: closed after ${worker.finished} tasks\n`);
+  process.stderr.write(`threadkit worker ${process.pid}: closed after ${worker.finished} job${worker.finished === 1 ? '' : 's'}\n`);
 }
 
 main().catch((error: unknown) => {

@@ -45,7 +45,7 @@ export interface RedisWorker {
   close(): Promise<void>;
   /** Resolves once the worker is closed (by close() or a signal). */
   readonly closed: Promise<void>;
-  /** Tasks finished so far (returned, failed or cancelled). */
+  /** Jobs finished so far (a map chunk is one job; returned, failed or cancelled). */
   readonly finished: number;
 }
 
