@@ -12,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ThreadPoolExecutor, Lock, asCompleted, wait, CancelledError, ThreadError } from 'threadkit';
-import { ConnectionError, RedisExecutor } from 'threadkit/redis';
+import { ConnectionError, RedisExecutor, runWorker } from 'threadkit/redis';
+// (The build's codec: the one the 'threadkit' import above uses, so a Lock is its shared object.)
+import { encodeValue } from '../dist/shm/codec.js';
 import { type RedisServer, type WorkerProcess, REDIS_SERVER, startRedis, startWorker } from './helpers/redis.js';
 
 const TASKS = new URL('./fixtures/redis-tasks.mjs', import.meta.url).href;
@@ -228,15 +230,39 @@ describe('RedisExecutor', { skip: REDIS_SERVER === undefined ? 'redis-server is 
     const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
     const queue = new Queue('main', { connection });
     try {
-      const job = await queue.add('junk', { hello: 'world' });
-      for (let i = 0; i < 200 && (await job.isFailed()) === false; i++) await sleep(20);
-      const failed = await queue.getJob(job.id!);
-      assert.match(String(failed?.failedReason), /not a threadkit job/);
+      const failedWith = async (data: unknown): Promise<string> => {
+        const job = await queue.add('junk', data);
+        for (let i = 0; i < 250 && (await job.isFailed()) === false; i++) await sleep(20);
+        return String((await queue.getJob(job.id!))?.failedReason);
+      };
+      assert.match(await failedWith({ hello: 'world' }), /not a threadkit job/);
+      const fields = { module: TASKS, relative: null, name: 'double', chunk: 0, attempts: 1 };
+      assert.match(await failedWith({ ...fields, tk: 99, args: '' }), /wire format 99, and this worker reads format 1/);
+      // Bytes naming a shared object: an offset in another process's heap, never revived.
+      const withHandle = Buffer.from(encodeValue([new Lock()], 'args')).toString('base64');
+      assert.match(await failedWith({ ...fields, tk: 1, args: withHandle }), /names shared objects, which only exist in their own process/);
+      assert.match(await failedWith({ ...fields, tk: 1, args: Buffer.from([0xff, 0xfe, 0x01]).toString('base64') }), /could not be read/);
       assert.equal(ex.submit(task('double'), 6).result(), 12);
     } finally {
       await queue.close();
       connection.disconnect();
     }
+  });
+
+  it('runWorker in a program: runs tasks, close() lets them finish, and its options are checked', async () => {
+    await assert.rejects(runWorker({ connection: redis.url, queue: 'q', threads: 2 } as never), /unknown option "threads"/);
+    await assert.rejects(runWorker({ connection: redis.url, queue: 'q', maxWorkers: 0 }), /maxWorkers must be a whole number from 1 up, got 0/);
+    await assert.rejects(runWorker({ connection: 'http://x', queue: 'q' }), /connection must be a URL such as "redis:\/\/127\.0\.0\.1:6379"/);
+    const inProcess = await runWorker({ connection: redis.url, queue: 'in-process', maxWorkers: 1, handleSignals: false });
+    const ix = new RedisExecutor({ connection: redis.url, queue: 'in-process' });
+    try {
+      assert.deepEqual(await Promise.all([ix.submit(task('double'), 1), ix.submit(task('double'), 2)]), [2, 4]);
+    } finally {
+      await ix.shutdownAsync();
+      await inProcess.close();
+    }
+    await inProcess.closed;
+    assert.equal(inProcess.finished, 2);
   });
 
   it('a client program that never calls shutdown exits by itself once its futures are done', () => {

@@ -1109,11 +1109,11 @@ export function decodePortable(bytes: Uint8Array): unknown {
   let handles = 0;
   try {
     forEachHandle(b, 0, () => handles++);
+    if (handles === 0) return decoder.decode(b, 0);
   } catch (error) {
     throw new TypeError(`threadkit: a value received from another process could not be read (${error instanceof Error ? error.message : String(error)})`);
   }
-  if (handles > 0) throw new TypeError('threadkit: a value received from another process names shared objects, which only exist in their own process');
-  return decoder.decode(b, 0);
+  throw new TypeError('threadkit: a value received from another process names shared objects, which only exist in their own process');
 }
 
 /** "a Lock", "a Queue": a shared object as a message names it. */
