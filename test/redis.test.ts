@@ -265,6 +265,16 @@ describe('RedisExecutor', { skip: REDIS_SERVER === undefined ? 'redis-server is 
     assert.equal(inProcess.finished, 2);
   });
 
+  it('an executor never used, or shut down before any task, lets its program exit at once (Redis there or not)', () => {
+    const script = new URL('./fixtures/redis-idle-client.mjs', import.meta.url).pathname;
+    for (const [mode, url] of [['idle', redis.url], ['shutdown', redis.url], ['shutdown', 'redis://127.0.0.1:1'], ['idle', 'redis://127.0.0.1:1']]) {
+      const run = spawnSync(process.execPath, [script, mode!, url!], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(run.signal, null, `${mode} at ${url}: the program did not exit by itself: ${run.stderr}`);
+      assert.equal(run.status, 0, run.stderr);
+      assert.equal(run.stdout.trim(), 'done');
+    }
+  });
+
   it('a client program that never calls shutdown exits by itself once its futures are done', () => {
     const script = new URL('./fixtures/redis-exit-client.mjs', import.meta.url);
     const run = spawnSync(process.execPath, [script.pathname, redis.url, 'main'], { encoding: 'utf8', timeout: 30_000 });
