@@ -224,7 +224,9 @@ class Bridge {
 
   private add(jobs: NewJob[]): void {
     for (const job of jobs) this.sent.add(job.opts.jobId);
-    (this.queue.addBulk(jobs) as Promise<unknown>).then(
+    // (One job: a plain add, one script call; addBulk wraps its calls in a MULTI transaction.)
+    const adding = jobs.length === 1 ? this.queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts) : this.queue.addBulk(jobs);
+    (adding as Promise<unknown>).then(
       () => {
         for (const job of jobs) if (this.pending.has(job.opts.jobId)) this.added.add(job.opts.jobId);
       },
