@@ -322,6 +322,21 @@ describe('RedisExecutor with Redis away', { skip: REDIS_SERVER === undefined ? '
     }
   });
 
+  it('Redis back within unreachableTimeout but without its data: a pending future fails with ConnectionError naming its lost job', async () => {
+    await worker(redis.url, 'lost');
+    const lx = new RedisExecutor({ connection: redis.url, queue: 'lost', unreachableTimeout: 60_000 });
+    try {
+      const marks = scratchFile();
+      const running = lx.submit(task('startThenSleep'), marks, 30_000);
+      await until(() => lines(marks).length === 1, 'the task to start');
+      await redis.kill();
+      await redis.start(); // empty: no persistence
+      await assert.rejects(Promise.resolve(running), (e: unknown) => e instanceof ConnectionError && /job .* is no longer in Redis .*Redis restarted without its data/.test(e.message));
+    } finally {
+      lx.shutdown({ cancelFutures: true });
+    }
+  });
+
   it('Redis unreachable from the start: a clear ConnectionError, no hang', async () => {
     const nowhere = new RedisExecutor({ connection: 'redis://127.0.0.1:1', queue: 'q', unreachableTimeout: 300 });
     try {
