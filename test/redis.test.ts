@@ -93,6 +93,23 @@ describe('RedisExecutor', { skip: REDIS_SERVER === undefined ? 'redis-server is 
     assert.deepEqual(out, [10, 12]);
   });
 
+  it('using and await using shut the executor down at the end of the block; submit after shutdown throws', async () => {
+    let kept: RedisExecutor;
+    {
+      using ux = new RedisExecutor({ connection: redis.url, queue: 'main' });
+      kept = ux;
+      assert.equal(ux.submit(task('double'), 10).result(), 20);
+    }
+    assert.match(String(kept), /: shut down>$/);
+    assert.throws(() => kept.submit(task('double'), 1), (e: unknown) => e instanceof ThreadError && /cannot schedule new futures after shutdown/.test(e.message));
+    {
+      await using ax = new RedisExecutor({ connection: redis.url, queue: 'main' });
+      kept = ax;
+      assert.equal(await ax.submit(task('double'), 11), 22);
+    }
+    assert.throws(() => kept.map(task('double'), [1]), /cannot schedule new futures after shutdown/);
+  });
+
   it('remote and local futures mix in asCompleted and wait', () => {
     const pool = new ThreadPoolExecutor({ maxWorkers: 1 });
     try {
