@@ -18,6 +18,7 @@
  * | 7    | TIMEOUT   | a pool task's timeout (ms, from when it starts running), 0 for none       |
  * | 8    | KILL_AFTER| ms after the interrupt before its isolate is terminated, -1 for never     |
  * | 9    | REMOTE    | a remote executor's notice queue (one reference), 0 for a local future   |
+ * | 10-11| SUBMITTED | Float64: when a pool task was submitted (sharedClock ms, for waitTime)   |
  *
  * A completer writes OUTCOME, then STATE, under LOCK, then notifies STATE (see WAITED) and bumps the
  * process-wide completion sequence (wait() / asCompleted() sleep on that one word), so a waiter
@@ -55,7 +56,9 @@ const TIMEOUT = 7;
 const KILL_AFTER = 8;
 /** A remote executor's notice queue (RedisExecutor), or 0: cancel() tells it (the future holds a reference). */
 const REMOTE = 9;
-const FUTURE_BYTES = 40;
+/** Float64 slot (from the offset >> 3; int slots 10-11): a pool task's submit time (task-queue.ts writes it). */
+export const SUBMITTED_F64 = 5;
+const FUTURE_BYTES = 48;
 
 /** What a remote future puts in its executor's notice queue: `[notice, future]`. */
 export const REMOTE_CANCELLED = 1;

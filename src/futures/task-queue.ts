@@ -2,9 +2,9 @@
  * The pool's shared task queue: a ring of task records that idle pool threads sleep on, plus the
  * table of functions the pool has been given (each shipped once, compiled once per pool thread).
  *
- * A task record is one block: [future offset (one reference), function id << 1 | chunked flag,
- * submit time (Float64, pool-stats.ts sharedClock: for the pool's waitTime)], then the encoded
- * arguments. The future travels as a bare offset so that the pool thread can wrap it without
+ * A task record is one block: [future offset (one reference), function id << 1 | chunked flag],
+ * then the encoded arguments (the submit time, for the pool's waitTime, is in the future's
+ * block). The future travels as a bare offset so that the pool thread can wrap it without
  * tracking (it drops the reference itself when the task is settled: a pool thread never returns
  * to its event loop, where finalizers would run).
  *
@@ -44,6 +44,7 @@ import { Kind, type SharedObject, dropReference, reviveHandle } from '../shm/han
 import { internalLock, internalUnlock } from '../shm/mutex.js';
 import { holdProcess } from '../thread/registry.js';
 import { CANCELLED_TASK, type Outcome, type StatsTotals, sharedClock } from './pool-stats.js';
+import { SUBMITTED_F64 } from './future.js';
 
 export const LOCK = 0;
 const HEAD = 1;
@@ -75,13 +76,14 @@ export const NEEDS_THREAD = 2;
 export const FULL = 3;
 export type PutResult = typeof REFUSED | typeof QUEUED | typeof NEEDS_THREAD | typeof FULL;
 
-/** Task record layout: two words and a Float64, then the encoded arguments. */
+/**
+ * Task record layout: two words, then the encoded arguments. (Kept small: a record of a small
+ * argument fits a 32-byte block; the submit time lives in the future's block instead.)
+ */
 const REC_FUTURE = 0;
 /** The function id << 1, | 1 for a chunk of argument lists. */
 const REC_FUNCTION = 1;
-/** Float64 slot (from the record's offset >> 3): when it was submitted, on sharedClock(). */
-const REC_SUBMITTED_F64 = 1;
-const REC_ARGS = 16;
+const REC_ARGS = 8;
 
 /** A future's STATE slot and its mask (future.ts): a queued record's future may be cancelled already. */
 const FUTURE_STATE = 0;
@@ -454,7 +456,7 @@ export function encodeRecord(h: Heap, future: SharedObject, functionId: number, 
   const at = block >> 2;
   h.i32[at + REC_FUTURE] = future._offset;
   h.i32[at + REC_FUNCTION] = (functionId << 1) | (chunked ? 1 : 0);
-  h.f64[(block >> 3) + REC_SUBMITTED_F64] = sharedClock();
+  h.f64[(future._offset >> 3) + SUBMITTED_F64] = sharedClock(); // (published with the record, under the queue's lock)
   return block;
 }
 
@@ -472,7 +474,8 @@ export function readHeader(h: Heap, block: number): TaskHeader {
   h.ensureMapped(h.topBytes());
   const at = block >> 2;
   const fn = h.i32[at + REC_FUNCTION]!;
-  return { future: h.i32[at + REC_FUTURE]!, functionId: fn >>> 1, chunked: (fn & 1) === 1, submitted: h.f64[(block >> 3) + REC_SUBMITTED_F64]! };
+  const future = h.i32[at + REC_FUTURE]!;
+  return { future, functionId: fn >>> 1, chunked: (fn & 1) === 1, submitted: h.f64[(future >> 3) + SUBMITTED_F64]! };
 }
 
 /** Decodes a record's arguments and frees the record (the decode adopts the handles inside). */
