@@ -19,7 +19,7 @@ import { heap } from './current.js';
 export const W_KILL_TASK = 24;
 export const W_INSIDE = 26;
 
-/** The calling thread's block >> 2, or -1 (no block: never killed, nothing to record). */
+/** The calling pool thread's block >> 2, or -1 (not a pool thread: never killed, nothing to record). */
 let guardBase = -1;
 let depth = 0;
 

@@ -27,7 +27,7 @@
 import { WAIT_SPIN_MICROS, type WaitResult, futexWait, futexWaitAsync, spinUntilChanged } from './futex.js';
 import { heap } from './current.js';
 import { dropReference } from './handles.js';
-import { resumeInside, setGuardBlock, suspendInside } from './kill-guard.js';
+import { resumeInside, suspendInside } from './kill-guard.js';
 import { TraceType, traceEvent, traceGen } from './trace-ring.js';
 import { addInterruptibleWait, interruptPending, interruptedError, setInterruptBlock, takeInterrupt } from './interrupts.js';
 
@@ -76,7 +76,6 @@ let myBlock = 0;
 export function setWaitRecordBlock(block: number): void {
   myBlock = block;
   setInterruptBlock(block);
-  setGuardBlock(block);
 }
 
 /** The names of waits, for an InterruptedError's message. */

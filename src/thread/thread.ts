@@ -31,6 +31,7 @@ import { WHOLE_THREAD, requestInterrupt, takeInterrupt, threadSignal } from '../
 import { MAIN_BLOCK, NON_DAEMON, liveCount, liveThreadBlocks, registerThread, unregisterThread } from './registry.js';
 import * as B from './thread-block.js';
 import { setTraceThreadName, wake } from '../shm/trace-ring.js';
+import { setGuardBlock } from '../shm/kill-guard.js';
 
 /**
  * What a thread runs, typed: a function (or typed module function) of the arguments `A` that
@@ -574,6 +575,10 @@ let current: Thread | undefined;
 export function setCurrentThread(thread: Thread | undefined): void {
   current = thread;
   setWaitRecordBlock(thread === undefined ? 0 : thread._offset);
+  // Only a pool thread's isolate is ever terminated by its owner (killAfter): only its internal
+  // sections are published (the guard's seq-cst stores cost other threads ~35 ns a section).
+  const pool = thread !== undefined && (Atomics.load(thread._heap.i32, (thread._offset >> 2) + B.FLAGS) & B.POOL) !== 0;
+  setGuardBlock(pool ? thread._offset : 0);
   setTraceThreadName(thread === undefined ? '' : thread.name);
 }
 
