@@ -178,6 +178,23 @@ describe('RedisExecutor', { skip: REDIS_SERVER === undefined ? 'redis-server is 
     }
   });
 
+  it('a cancel() while shutdown waits for the futures is heard: shutdown returns, and the job is removed', async () => {
+    const sx = new RedisExecutor({ connection: redis.url, queue: 'shutdown-wait' });
+    const f = sx.submit(task('double'), 1);
+    await sleep(200); // sent
+    const closing = sx.shutdownAsync(); // waits for f: no worker takes this queue
+    await sleep(100);
+    assert.equal(f.cancel(), true);
+    await closing;
+    const { Redis } = await import('ioredis');
+    const client = new Redis(redis.url);
+    try {
+      assert.equal(await client.llen('bull:shutdown-wait:wait'), 0);
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it('cancel({ interrupt: true }) of a running task interrupts it on its worker', async () => {
     const marks = scratchFile();
     const f = ex.submit(task('startThenSleep'), marks, 60_000);

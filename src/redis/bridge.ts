@@ -62,8 +62,11 @@ export async function runBridge(settings: BridgeSettings, inbox: SimpleQueue<Inb
     bridge.failAll(new ThreadError(`the RedisExecutor's bridge failed: ${describeError(error)}`, { cause: error }));
     throw error;
   } finally {
-    // Notices put from now on are refused (cancel() ignores that): a notice left in the inbox
-    // would hold its future, which holds the inbox, and neither would ever be freed.
+    // Puts from now on are refused (cancel() ignores that; submit reports the bridge ended).
+    // What is left is settled: a submit fails, a notice goes (left in the inbox, it would hold
+    // its future, which holds the inbox, and neither would ever be freed).
+    inbox.shutdown();
+    bridge.settleLeftovers();
     inbox.shutdown(true);
     await bridge.close();
   }
@@ -85,6 +88,8 @@ class Bridge {
   private queue: any;
   private events: any;
   private closing = false;
+  /** Set by close(): a connect() still under way stops (stopIfClosed). */
+  private closed = false;
   private cancelOnClose = false;
   /** Since when Redis is unreachable (0 while connected), and whether the timeout passed. */
   private downSince = 0;
@@ -135,13 +140,39 @@ class Bridge {
     if (this.cancelOnClose) for (const future of [...this.pending.values()]) future.cancel();
     // Notices of those cancels, and anything else put meanwhile.
     this.drainInboxNow();
-    if (this.pending.size > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    // Until every future is done, notices still come (a cancel() while we wait must remove its job).
+    if (this.pending.size === 0) return;
+    const drained = new Promise<undefined>((resolve) => (this.drained = () => resolve(undefined)));
+    while (this.pending.size > 0) {
+      const next = this.inbox.getAsync();
+      next.catch(() => {}); // (left waiting when the last future settles: the inbox's shutdown ends it)
+      const message = await Promise.race([next, drained]);
+      if (message === undefined) return;
+      this.handle([message]);
+      this.drainInboxNow();
+    }
+  }
+
+  /** After the bridge ended (the inbox refuses puts): submits still in it fail, notices go. */
+  settleLeftovers(): void {
+    for (;;) {
+      let message: InboxMessage;
+      try {
+        message = this.inbox.getNowait();
+      } catch {
+        return; // empty (QueueShutDown)
+      }
+      if (message[0] !== SUBMIT) continue;
+      const future = message[1];
+      this.take(future, '');
+      this.fail(future, this.broken ?? new ThreadError("the RedisExecutor's bridge thread ended before it could send this task"));
+    }
   }
 
   private flushUnsent(): void {
-    const jobs = this.unsent.filter((job) => this.pending.has(job.opts.jobId));
+    const jobs = this.unsent;
     this.unsent = [];
-    for (let i = 0; i < jobs.length; i += this.settings.batch) this.add(jobs.slice(i, i + this.settings.batch));
+    this.send(jobs);
   }
 
   private drainInboxNow(): void {
@@ -161,6 +192,7 @@ class Bridge {
     const { Queue, QueueEvents } = await loadBullMQ();
     this.client = await openRedis(connection, `threadkit-executor:${queue}`);
     this.eventsClient = await openRedis(connection, `threadkit-events:${queue}`);
+    this.stopIfClosed();
     this.publisher = this.client;
     // (Its errors are the same as the main client's, which watchConnection reports.)
     this.eventsClient.on('error', () => {});
@@ -169,6 +201,7 @@ class Bridge {
     this.queue.on('error', (error: Error) => (this.lastError = describeError(error)));
     // Events from now on: the stream's last id, read before any job of ours is added.
     const last = (await this.client.xrevrange(`${prefix}:${queue}:events`, '+', '-', 'COUNT', 1)) as [string, string[]][];
+    this.stopIfClosed();
     this.events = new QueueEvents(queue, { connection: this.eventsClient, prefix, lastEventId: last[0]?.[0] ?? '0-0', autorun: true });
     this.events.on('error', (error: Error) => (this.lastError = describeError(error)));
     this.events.on('active', ({ jobId }: { jobId: string }) => this.onActive(jobId));
@@ -176,7 +209,17 @@ class Bridge {
     this.events.on('failed', ({ jobId, failedReason }: { jobId: string; failedReason: string }) => this.onFailed(jobId, failedReason));
     this.events.on('removed', ({ jobId }: { jobId: string }) => this.onRemoved(jobId));
     await this.events.waitUntilReady();
+    this.stopIfClosed();
     this.connected = true;
+  }
+
+  /** close() ran while connect() awaited: what connect() made since is closed, and it stops. */
+  private stopIfClosed(): void {
+    if (!this.closed) return;
+    void this.events?.close().catch(() => {});
+    void this.queue?.close().catch(() => {});
+    for (const client of [this.client, this.eventsClient]) client?.disconnect();
+    throw new Error('the RedisExecutor was shut down while it connected');
   }
 
   // ---- the inbox ---------------------------------------------------------------------------
@@ -184,36 +227,59 @@ class Bridge {
   private handle(batch: InboxMessage[]): void {
     const jobs: NewJob[] = [];
     for (const message of batch) {
-      switch (message[0]) {
-        case SUBMIT: {
-          const [, future, data] = message;
-          if (this.broken !== undefined || this.unavailable) {
-            this.take(future, '');
-            this.fail(future, this.broken ?? this.unreachableError());
-            break;
-          }
-          const id = this.idPrefix + (this.nextId++).toString(36);
-          this.take(future, id);
-          // A future cancelled before we read it: its notice follows in this batch or the next.
-          jobs.push({ name: data.name, data, opts: { jobId: id, removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } } });
-          break;
-        }
-        case REMOTE_CANCELLED:
-          this.onCancelled(message[1]);
-          break;
-        case REMOTE_INTERRUPT:
-          this.onInterrupt(message[1]);
-          break;
-        case CLOSE:
-          this.closing = true;
-          this.cancelOnClose ||= message[1];
-          break;
+      try {
+        this.handleOne(message, jobs);
+      } catch (error) {
+        // (A message that failed must not take the rest of the batch with it; its future fails.)
+        if (message[0] === SUBMIT && !this.jobOf.has(message[1]._offset)) this.take(message[1], '');
+        if (message[0] === SUBMIT) this.fail(message[1], error);
       }
     }
-    // (A job whose future was cancelled in this same batch is not sent at all.)
-    const live = jobs.filter((job) => this.pending.has(job.opts.jobId));
-    if (!this.connected) this.unsent.push(...live);
-    else for (let i = 0; i < live.length; i += this.settings.batch) this.add(live.slice(i, i + this.settings.batch));
+    if (!this.connected) this.unsent.push(...jobs);
+    else this.send(jobs);
+  }
+
+  private handleOne(message: InboxMessage, jobs: NewJob[]): void {
+    switch (message[0]) {
+      case SUBMIT: {
+        const [, future, data] = message;
+        if (this.broken !== undefined || this.unavailable) {
+          this.take(future, '');
+          this.fail(future, this.broken ?? this.unreachableError());
+          break;
+        }
+        const id = this.idPrefix + (this.nextId++).toString(36);
+        this.take(future, id);
+        // A future cancelled before we read it: its notice follows in this batch or the next.
+        jobs.push({ name: data.name, data, opts: { jobId: id, removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } } });
+        break;
+      }
+      case REMOTE_CANCELLED:
+        this.onCancelled(message[1]);
+        break;
+      case REMOTE_INTERRUPT:
+        this.onInterrupt(message[1]);
+        break;
+      case CLOSE:
+        this.closing = true;
+        this.cancelOnClose ||= message[1];
+        break;
+    }
+  }
+
+  /**
+   * Adds the jobs whose futures are still pending. A future cancelled before its job is sent
+   * (its state changed before its notice was put) is forgotten here: the job is never sent.
+   */
+  private send(jobs: NewJob[]): void {
+    const live = jobs.filter((job) => {
+      const future = this.pending.get(job.opts.jobId);
+      if (future === undefined) return false;
+      if (!future.done()) return true;
+      this.forget(job.opts.jobId);
+      return false;
+    });
+    for (let i = 0; i < live.length; i += this.settings.batch) this.add(live.slice(i, i + this.settings.batch));
   }
 
   /** The future is the bridge's to settle (it holds the process, from submit, until forgotten). */
@@ -224,7 +290,7 @@ class Bridge {
 
   private add(jobs: NewJob[]): void {
     for (const job of jobs) this.sent.add(job.opts.jobId);
-    // (One job: a plain add, one script call; addBulk wraps its calls in a MULTI transaction.)
+    // (One job: a plain add, one script call; addBulk sends a pipeline of them.)
     const adding = jobs.length === 1 ? this.queue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts) : this.queue.addBulk(jobs);
     (adding as Promise<unknown>).then(
       () => {
@@ -273,7 +339,10 @@ class Bridge {
   private onActive(id: string): void {
     const future = this.pending.get(id);
     if (future === undefined || future.running()) return; // (active again after a worker died)
-    if (!future.setRunningOrNotifyCancel()) this.forget(id);
+    if (future.setRunningOrNotifyCancel()) return;
+    // Cancelled, and a worker took its job before the removal: interrupt it there instead.
+    this.interrupt(id);
+    this.forget(id);
   }
 
   private onCompleted(id: string, returnvalue: unknown): void {
@@ -411,6 +480,7 @@ class Bridge {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearTimeout(this.downTimer);
     const closing: Promise<unknown>[] = [];
     // (Never connected: BullMQ's close would wait for the connection; the disconnects end it.)

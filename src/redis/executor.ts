@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
-import { ThreadError } from '../errors.js';
+import { QueueShutDown, ThreadError } from '../errors.js';
 import { Future } from '../futures/future.js';
 import { type MapOptions, type MapPlan, readMapArguments, resultsInOrder, resultsInOrderAsync, zip } from '../futures/map-results.js';
 import type { MapIterables, TaskFunction } from '../futures/thread-pool.js';
@@ -157,7 +157,7 @@ export class RedisExecutor {
   }
 
   private send(data: ReturnType<typeof jobData>): Future<unknown> {
-    if (this.#shutdown) throw new ThreadError('cannot schedule new futures after shutdown');
+    if (this.#shutdown) throw new ThreadError(`cannot schedule new futures after shutdown (${this})`);
     const future = new Future();
     future._setRemote(this.#inbox);
     // Held until the bridge forgets it (done): an unsettled remote future keeps the process alive.
@@ -167,6 +167,7 @@ export class RedisExecutor {
       this.#inbox.putNowait([SUBMIT, future, data]);
     } catch (error) {
       holdProcess(-1);
+      if (!(error instanceof QueueShutDown)) throw error;
       throw new ThreadError(`RedisExecutor: its bridge thread has ended (${this.#bridge.toString()}): no task can be sent`, { cause: error });
     }
     return future;
@@ -175,7 +176,7 @@ export class RedisExecutor {
   private submitMap(fn: unknown, rest: unknown[], what: string): MapPlan {
     const { iterables, deadline, chunksize, timeout } = readMapArguments(rest, what);
     const task = this.taskFunction(fn, what);
-    if (this.#shutdown) throw new ThreadError('cannot schedule new futures after shutdown');
+    if (this.#shutdown) throw new ThreadError(`cannot schedule new futures after shutdown (${this})`);
     // Encoded first, all of them: an item that cannot be sent fails the call before any job exists.
     const jobs: ReturnType<typeof jobData>[] = [];
     let chunk: unknown[][] = [];
