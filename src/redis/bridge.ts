@@ -10,13 +10,11 @@
  * than `unreachableTimeout`, or when the bridge itself fails (nothing is left pending).
  */
 
-import { ConnectionError, ThreadError } from '../errors.js';
-import { QueueEmpty } from '../errors.js';
+import { ConnectionError, QueueEmpty, ThreadError, describeError } from '../errors.js';
 import type { Future } from '../futures/future.js';
 import { REMOTE_CANCELLED, REMOTE_INTERRUPT } from '../futures/future.js';
 import type { SimpleQueue } from '../queue/simple.js';
 import { holdProcess } from '../thread/registry.js';
-import { describeError } from '../errors.js';
 import { describeConnection, loadBullMQ, openRedis, type RedisClient, type RedisConnection } from './connection.js';
 import { decodeFailure, decodeResult, type JobData } from './wire.js';
 
@@ -84,7 +82,6 @@ class Bridge {
   private nextId = 0;
   private client: RedisClient;
   private eventsClient: RedisClient;
-  private publisher: RedisClient;
   private queue: any;
   private events: any;
   private closing = false;
@@ -193,7 +190,6 @@ class Bridge {
     this.client = await openRedis(connection, `threadkit-executor:${queue}`);
     this.eventsClient = await openRedis(connection, `threadkit-events:${queue}`);
     this.stopIfClosed();
-    this.publisher = this.client;
     // (Its errors are the same as the main client's, which watchConnection reports.)
     this.eventsClient.on('error', () => {});
     this.watchConnection(this.client);
@@ -329,7 +325,7 @@ class Bridge {
   }
 
   private interrupt(id: string): void {
-    (this.publisher.publish(interruptChannel(this.settings.prefix, this.settings.queue), id) as Promise<number>).catch(() => {
+    (this.client.publish(interruptChannel(this.settings.prefix, this.settings.queue), id) as Promise<number>).catch(() => {
       // Redis away: the task runs to its end; its outcome settles the future as usual.
     });
   }

@@ -78,7 +78,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<RedisWorker>
 
   const processJob = async (job: { id?: string; data: unknown; stalledCounter?: number; attemptsStarted?: number }): Promise<string> => {
     const id = job.id ?? '';
-    let futures: Future<unknown>[] = [];
+    const futures: Future<unknown>[] = [];
     try {
       const data = readJobData(job.data);
       const starts = job.stalledCounter ?? 0;
@@ -87,7 +87,9 @@ export async function runWorker(options: RunWorkerOptions): Promise<RedisWorker>
       }
       const fn = { module: resolveTaskModule(data), name: data.name };
       const args = decodeArgs(data);
-      futures = data.chunk === 1 ? (args as unknown[][]).map((itemArgs) => pool.submit(fn, ...itemArgs)) : [pool.submit(fn, ...args)];
+      // (Pushed one by one: a submit that throws part-way leaves the earlier ones to be cancelled below.)
+      if (data.chunk === 1) for (const itemArgs of args as unknown[][]) futures.push(pool.submit(fn, ...itemArgs));
+      else futures.push(pool.submit(fn, ...args));
       running.set(id, futures);
       const early = interruptedEarly.get(id);
       if (early !== undefined) {
