@@ -258,6 +258,26 @@ describe('RedisExecutor', { skip: REDIS_SERVER === undefined ? 'redis-server is 
     }
   });
 
+  it('a second SIGTERM while tasks finish: the worker exits at once (code 1), and the task runs again elsewhere', async () => {
+    const marks = scratchFile();
+    const fast = ['--lock-duration', '2000', '--stalled-interval', '500'];
+    const w = await worker(redis.url, 'twice', fast);
+    const tx = new RedisExecutor({ connection: redis.url, queue: 'twice' });
+    try {
+      const f = tx.submit(task('startThenSleep'), marks, 1500);
+      await until(() => lines(marks).length === 1, 'the task to start');
+      w.child.kill('SIGTERM');
+      await sleep(100);
+      w.child.kill('SIGTERM');
+      assert.equal(await w.exited, 1);
+      assert.match(w.stderr(), /SIGTERM again: exiting without waiting for the running tasks/);
+      const other = await worker(redis.url, 'twice', fast);
+      assert.equal(await f, other.child.pid);
+    } finally {
+      tx.shutdown({ cancelFutures: true });
+    }
+  });
+
   it('a job threadkit did not write fails clearly, and the worker goes on', async () => {
     const { Queue } = await import('bullmq');
     const { Redis } = await import('ioredis');

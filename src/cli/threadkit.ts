@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `npx threadkit worker --connection redis://host:6379 --queue jobs [--threads N] …`: runs a
- * RedisExecutor worker until SIGTERM or SIGINT (then it finishes its running tasks and exits).
+ * RedisExecutor worker until SIGTERM or SIGINT (then it finishes its running tasks and exits;
+ * a second signal exits at once).
  */
 
 import { parseArgs } from 'node:util';
@@ -14,7 +15,9 @@ const USAGE = `usage: threadkit worker --connection redis://host:6379 --queue NA
   --concurrency N          jobs taken at once (default: 2 x threads, so results travel while threads work)
   --prefix P               BullMQ key prefix (default: bull)
   --lock-duration MS       a job's lock without renewal: how soon a dead worker's job runs elsewhere (default: 30000)
-  --stalled-interval MS    between checks for jobs of dead workers (default: 30000)`;
+  --stalled-interval MS    between checks for jobs of dead workers (default: 30000)
+
+SIGTERM or SIGINT: finish the running tasks, take no more, exit 0. A second one: exit at once.`;
 
 function fail(message: string): never {
   process.stderr.write(`threadkit: ${message}\n\n${USAGE}\n`);

@@ -35,7 +35,7 @@ export interface RunWorkerOptions {
   lockDuration?: number;
   /** ms between checks for jobs whose worker died. @default 30000 */
   stalledInterval?: number;
-  /** Close gracefully on SIGTERM and SIGINT (finish the running tasks, take no more). @default true */
+  /** Close gracefully on SIGTERM and SIGINT (finish the running tasks, take no more); a second signal exits at once (code 1). @default true */
   handleSignals?: boolean;
 }
 
@@ -148,8 +148,15 @@ export async function runWorker(options: RunWorkerOptions): Promise<RedisWorker>
       if (settings.handleSignals) for (const signal of SIGNALS) process.off(signal, onSignal);
       resolveClosed();
     })());
-  const onSignal = (): void => {
-    void close();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (closing === undefined) {
+      void close();
+      return;
+    }
+    // A second signal while running tasks finish: stop now. Their jobs run again elsewhere
+    // once their locks expire (at least once).
+    process.stderr.write(`threadkit worker ${process.pid}: ${signal} again: exiting without waiting for the running tasks\n`);
+    process.exit(1);
   };
   if (settings.handleSignals) for (const signal of SIGNALS) process.on(signal, onSignal);
   return {
