@@ -206,10 +206,13 @@ export class Future<R = unknown> extends SharedObject implements PromiseLike<R> 
    */
   _setRemote(notices: SharedObject): void {
     notices._heap.retain(notices._offset);
+    // Written once, before the future is shared (put in the bridge's inbox, returned): nobody
+    // waits on this word, so no wake is owed; readers only load it.
     Atomics.store(this.i32, this.base + REMOTE, notices._offset);
   }
 
   private isRemote(): boolean {
+    // (A plain read of a word set once before sharing: no wait, no wake.)
     return Atomics.load(this.i32, this.base + REMOTE) !== 0;
   }
 

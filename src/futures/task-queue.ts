@@ -312,6 +312,7 @@ export class TaskQueue {
       try {
         // Sleep only while AVAILABLE holds what we read under LOCK (see put). Spin a while
         // first: under a steady stream of tasks the next one comes within microseconds.
+        // (A setting, read before the park: it only picks how long to spin; nobody waits on it.)
         const spin = Atomics.load(this.h.i32, this.base + NO_SPIN) === 0 ? TAKE_SPIN_MICROS : 0;
         timedOut = park(this.h.i32, this.base + AVAILABLE, seen.available, deadline, WaitKind.Work, 0, false, spin) === 'timed-out';
       } catch (error) {

@@ -577,6 +577,7 @@ export function setCurrentThread(thread: Thread | undefined): void {
   setWaitRecordBlock(thread === undefined ? 0 : thread._offset);
   // Only a pool thread's isolate is ever terminated by its owner (killAfter): only its internal
   // sections are published (the guard's seq-cst stores cost other threads ~35 ns a section).
+  // (FLAGS' POOL bit is set before the thread starts and never changes: a read, no wait.)
   const pool = thread !== undefined && (Atomics.load(thread._heap.i32, (thread._offset >> 2) + B.FLAGS) & B.POOL) !== 0;
   setGuardBlock(pool ? thread._offset : 0);
   setTraceThreadName(thread === undefined ? '' : thread.name);
