@@ -29,14 +29,13 @@ import {
   TimeoutError,
   type ExceptHookArgs,
   configureThreads,
-  dumpThreads,
   enumerate,
   heapStats,
   setExcepthook,
 } from 'threadkit';
 import type { AsyncWait, Caught, Fresh } from './fixtures/cancel-tasks.js';
 import { settle } from './fixtures/futures-helpers.js';
-import { LONG, POLL_MS, sleepsInKernel, snapshotOf, until } from './helpers/waiting.js';
+import { LONG, until, untilParked } from './helpers/waiting.js';
 
 const FIXTURE = new URL('./fixtures/cancel-tasks.ts', import.meta.url).href;
 /** How long a test waits for something that must happen (a timeout, a kill) before it fails: a bound, not a measurement. */
@@ -59,23 +58,6 @@ function newPool(options: ConstructorParameters<typeof ThreadPoolExecutor>[0] = 
     return found;
   };
   return { pool, prefix, thread };
-}
-
-/**
- * Polls until `t` is parked: in a sync wait that dumps show as `kind`, or (kind undefined: a
- * Promise wait) in no sync wait; its OS thread asleep in the kernel twice in a row.
- */
-async function untilParked(t: Thread, kind: string | undefined): Promise<void> {
-  const deadline = performance.now() + POLL_MS;
-  let streak = 0;
-  for (;;) {
-    const s = snapshotOf(dumpThreads(), t.ident);
-    const there = s !== undefined && (kind === undefined ? s.waitingOn === undefined : s.waitingOn?.kind === kind);
-    streak = there && sleepsInKernel(s.nativeId) ? streak + 1 : 0;
-    if (streak >= 2) return;
-    if (performance.now() > deadline) assert.fail(`${t.name} never parked ${kind === undefined ? 'in a Promise wait' : `in a wait on ${kind}`}: ${JSON.stringify(s)}`);
-    await delay(1);
-  }
 }
 
 /** Runs `body` with an excepthook that collects reports (none is printed). */

@@ -54,7 +54,7 @@ import {
   mainThread,
 } from 'threadkit';
 import type { LoopReport, Outcome } from './fixtures/interrupt-waits.js';
-import { LONG, POLL_MS, detecting, sleepsInKernel, snapshotOf, until } from './helpers/waiting.js';
+import { LONG, detecting, snapshotOf, until, untilParked } from './helpers/waiting.js';
 
 const FIXTURE = new URL('./fixtures/interrupt-waits.ts', import.meta.url).href;
 const fixture = (name: string): ModuleFunction<(...args: any[]) => any> => ({ module: FIXTURE, name });
@@ -79,23 +79,6 @@ function show(value: unknown): string {
       .join(', ')} }`;
   }
   return String(value);
-}
-
-/**
- * Polls until `t` is parked: in a sync wait that dumps show as `kind`, or (kind undefined: a
- * Promise wait) in no sync wait; its OS thread asleep in the kernel twice in a row.
- */
-async function untilParked(t: Thread, kind: string | undefined): Promise<void> {
-  const deadline = performance.now() + POLL_MS;
-  let streak = 0;
-  for (;;) {
-    const s = snapshotOf(dumpThreads(), t.ident);
-    const there = s !== undefined && (kind === undefined ? s.waitingOn === undefined : s.waitingOn?.kind === kind);
-    streak = there && sleepsInKernel(s.nativeId) ? streak + 1 : 0;
-    if (streak >= 2) return;
-    if (performance.now() > deadline) assert.fail(`${t.name} never parked ${kind === undefined ? 'in a Promise wait' : `in a wait on ${kind}`}: ${JSON.stringify(s)}`);
-    await delay(1);
-  }
 }
 
 interface BlockOptions {

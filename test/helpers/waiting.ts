@@ -141,3 +141,20 @@ export function releaseWhenAsleep(lock: Lock, name: string, kind: string, ms: nu
   lock.release();
   return 'released';
 }
+
+/**
+ * Polls until `t` is parked: in a sync wait that dumps show as `kind`, or (kind undefined: a
+ * Promise wait) in no sync wait; its OS thread asleep in the kernel twice in a row.
+ */
+export async function untilParked(t: Thread, kind: string | undefined): Promise<void> {
+  const deadline = performance.now() + POLL_MS;
+  let streak = 0;
+  for (;;) {
+    const s = snapshotOf(dumpThreads(), t.ident);
+    const there = s !== undefined && (kind === undefined ? s.waitingOn === undefined : s.waitingOn?.kind === kind);
+    streak = there && sleepsInKernel(s.nativeId) ? streak + 1 : 0;
+    if (streak >= 2) return;
+    if (performance.now() > deadline) assert.fail(`${t.name} never parked ${kind === undefined ? 'in a Promise wait' : `in a wait on ${kind}`}: ${JSON.stringify(s)}`);
+    await sleepAsync(1);
+  }
+}
