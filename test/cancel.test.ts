@@ -27,12 +27,11 @@ import {
   ThreadError,
   ThreadPoolExecutor,
   TimeoutError,
-  type ExceptHookArgs,
   configureThreads,
   enumerate,
   heapStats,
-  setExcepthook,
 } from 'threadkit';
+import { collectingHook } from './helpers.js';
 import type { AsyncWait, Caught, Fresh } from './fixtures/cancel-tasks.js';
 import { settle } from './fixtures/futures-helpers.js';
 import { LONG, until, untilParked } from './helpers/waiting.js';
@@ -58,17 +57,6 @@ function newPool(options: ConstructorParameters<typeof ThreadPoolExecutor>[0] = 
     return found;
   };
   return { pool, prefix, thread };
-}
-
-/** Runs `body` with an excepthook that collects reports (none is printed). */
-async function collectingHook<T>(body: (reports: ExceptHookArgs[]) => Promise<T> | T): Promise<T> {
-  const reports: ExceptHookArgs[] = [];
-  setExcepthook((args) => reports.push(args));
-  try {
-    return await body(reports);
-  } finally {
-    setExcepthook(undefined);
-  }
 }
 
 /** The state a task finds at its start when nothing is left of an earlier task's interrupt. */

@@ -22,23 +22,11 @@ import {
   ThreadPoolExecutor,
   asCompletedAsync,
   enumerate,
-  setExcepthook,
   stackSize,
   waitAsync,
-  type ExceptHookArgs,
 } from 'threadkit';
+import { collectingHook } from './helpers.js';
 import { failNextAllocations, failNextDecodes, failNextIsolateStarts, killIsolate } from 'threadkit/testing';
-
-/** Runs `body` with an excepthook that collects what it is given (the default one restored after). */
-async function collectingHook<T>(body: (reports: ExceptHookArgs[]) => Promise<T> | T): Promise<T> {
-  const reports: ExceptHookArgs[] = [];
-  setExcepthook((args) => reports.push(args));
-  try {
-    return await body(reports);
-  } finally {
-    setExcepthook(undefined);
-  }
-}
 
 let prefixes = 0;
 

@@ -3,7 +3,7 @@
  * measure elapsed time for "timed waits never return early" checks.
  */
 
-import { Thread, type ThreadFunction } from 'threadkit';
+import { type ExceptHookArgs, Thread, type ThreadFunction, setExcepthook } from 'threadkit';
 
 /** Starts one thread per args list, joins them all, and returns their results in order. */
 export function runThreads<R = unknown>(target: ThreadFunction, argsPerThread: unknown[][]): R[] {
@@ -30,4 +30,15 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 /** Milliseconds since `start` (from performance.now()). */
 export function since(start: number): number {
   return performance.now() - start;
+}
+
+/** Runs `body` with an excepthook that collects what it is given (none is printed; the default one restored after). */
+export async function collectingHook<T>(body: (reports: ExceptHookArgs[]) => Promise<T> | T): Promise<T> {
+  const reports: ExceptHookArgs[] = [];
+  setExcepthook((args) => reports.push(args));
+  try {
+    return await body(reports);
+  } finally {
+    setExcepthook(undefined);
+  }
 }
