@@ -295,6 +295,7 @@ export class TaskQueue {
           this.tookDone = recordFutureDone(this.h, record);
           if (this.tookDone) {
             this.countLocked(CANCELLED_TASK, 1);
+            // (A count put() reads for its idle estimate; nobody sleeps on it: no wake owed.)
             Atomics.add(i32, this.base + FINISHING, 1);
           }
           return { record };

@@ -102,7 +102,9 @@ function tellOwner(poolThread: number): void {
   const word = Atomics.load(h.i32, (poolThread >> 2) + B.OWNER_WORD);
   if (word === 0) return; // (not a pool thread of ours: set before a pool thread starts)
   if (word === serviceWord) return serviceDeadlines();
-  // The owner isolate's watcher (its event loop), whichever of its threads runs now.
+  // The owner isolate's watcher (its event loop), whichever of its threads runs now. It sleeps
+  // only while the word holds what it read: the bump before the notify either is seen by its
+  // check or ends its sleep, so the request is never missed.
   Atomics.add(h.i32, word >> 2, 1);
   Atomics.notify(h.i32, word >> 2);
   const ident = Atomics.load(h.i32, (poolThread >> 2) + B.PARENT);

@@ -59,6 +59,7 @@ export function leaveInternal(): void {
  */
 export function suspendInside(): number {
   if (guardBase < 0 || depth === 0) return 0;
+  // The owner polls W_INSIDE (nobody sleeps on it): no wake is owed.
   Atomics.store(heap().i32, guardBase + W_INSIDE, 0);
   return depth;
 }
