@@ -67,6 +67,7 @@ export function suspendInside(): number {
 export function resumeInside(saved: number): void {
   if (saved === 0) return;
   const i32 = heap().i32;
+  // As enterInternal: a seq-cst store, then the read (the Dekker pair); polled, no wake owed.
   Atomics.store(i32, guardBase + W_INSIDE, 1);
   if (Atomics.load(i32, guardBase + W_KILL_TASK) < 0) {
     Atomics.store(i32, guardBase + W_INSIDE, 0);

@@ -233,6 +233,7 @@ export function traceThreadBegin(block: number, parent: number, name: string): v
   threadName = name;
   traceEvent(TraceType.ThreadBegin, 0, block, parent, 0);
   const id = traceName(name);
+  // (Read by the exporter when it names tracks; nobody waits on it.)
   if (ring !== 0) Atomics.store(heap().i32, (ring >> 2) + R_NAME_ID, id);
 }
 
